@@ -1,0 +1,297 @@
+"""Typed configuration: YAML file -> frozen dataclasses, validated with errors that name the key.
+
+Owns: every configuration key, its type, default and allowed range; unknown keys are errors
+(they are usually typos). Never: opens cameras, sockets or models; stages get plain values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from edgeface.errors import EdgefaceError
+
+
+def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"min": lo, "max": hi}
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str = "edgeface"
+    name: str = "edgeface"
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    # A V4L2 index ("0"), a device path, a video file, or an rtsp:// / http:// URL.
+    source: str = "0"
+    name: str = "camera"
+    loop: bool = False
+    fps_cap: float = field(default=15.0, metadata=_range(0.1, 240))
+    reconnect_max_backoff: float = field(default=30.0, metadata=_range(0.1, 3600))
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    path: str = "gallery"
+    watch: bool = True
+    poll_interval: float = field(default=1.0, metadata=_range(0.05, 3600))
+    settle_seconds: float = field(default=0.5, metadata=_range(0, 60))
+    min_face_px: int = field(default=40, metadata=_range(8, 10000))
+    min_sharpness: float = field(default=15.0, metadata=_range(0, 1e6))
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    detector: str = "blazeface-full"
+    embedder: str = "facenet-dynamic"
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    num_threads: int = field(default=2, metadata=_range(1, 64))
+    delegate: str | None = None
+    delegate_fallback: Literal["cpu", "refuse"] = "cpu"
+
+
+@dataclass(frozen=True)
+class RecognitionConfig:
+    match_threshold: float = field(default=0.6, metadata=_range(-1, 1))
+    unknown_threshold: float = field(default=0.45, metadata=_range(-1, 1))
+    min_face_px: int = field(default=32, metadata=_range(8, 10000))
+    detector_min_score: float = field(default=0.5, metadata=_range(0.01, 1))
+    margin: float = field(default=0.2, metadata=_range(0, 2))
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    iou_threshold: float = field(default=0.3, metadata=_range(0.01, 1))
+    votes_to_decide: int = field(default=3, metadata=_range(1, 100))
+    lost_after: float = field(default=1.5, metadata=_range(0.05, 3600))
+    recheck_interval: float = field(default=2.0, metadata=_range(0.1, 3600))
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    enabled: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = field(default=1883, metadata=_range(1, 65535))
+    topic_prefix: str = "edgeface"
+    client_id: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    keepalive: int = field(default=30, metadata=_range(5, 3600))
+    qos: int = field(default=1, metadata=_range(0, 2))
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    outbox_max: int = field(default=10000, metadata=_range(10, 10_000_000))
+    snapshots: bool = False
+    status_interval: float = field(default=30.0, metadata=_range(1, 86400))
+    presence_timeout: float = field(default=300.0, metadata=_range(1, 864000))
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
+    state_dir: str = "state"
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+
+class ConfigError(EdgefaceError):
+    """A config file or value is invalid; the message names the file and the key."""
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _convert(value: Any, hint: Any, key: str, meta: dict[str, Any]) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, options[0], key, meta)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if str(value) not in allowed:
+            raise ConfigError(
+                f"{key}: expected one of {', '.join(allowed)}, got {_describe(value)}"
+            )
+        return str(value)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {_describe(value)}")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
+        if hint is int and not float(value).is_integer():
+            raise ConfigError(f"{key}: expected a whole number, got {_describe(value)}")
+        number = hint(value)
+        lo, hi = meta.get("min"), meta.get("max")
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            raise ConfigError(f"{key}: expected a value from {lo} to {hi}, got {number}")
+        return number
+    if hint is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{key}: expected a string, got {_describe(value)}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported type")  # pragma: no cover - schema bug
+
+
+def _build(cls: Any, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        where = prefix or "top level"
+        raise ConfigError(f"{where}: expected a mapping of keys, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            full = f"{prefix}.{key}" if prefix else str(key)
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{full}: unknown key (known here: {known})")
+    values = {}
+    for name, f in fields.items():
+        if name in data:
+            full = f"{prefix}.{name}" if prefix else name
+            values[name] = _convert(data[name], hints[name], full, dict(f.metadata))
+    return cls(**values)
+
+
+def _check_consistency(cfg: Config) -> None:
+    rec = cfg.recognition
+    if rec.unknown_threshold > rec.match_threshold:
+        raise ConfigError(
+            "recognition.unknown_threshold: expected at most recognition.match_threshold"
+            f" ({rec.match_threshold}), got {rec.unknown_threshold}"
+        )
+    if not cfg.device.id or any(c in cfg.device.id for c in "/#+ "):
+        raise ConfigError(
+            f"device.id: expected a name without / # + or spaces, got {cfg.device.id!r}"
+        )
+    if any(c in cfg.mqtt.topic_prefix for c in "#+") or not cfg.mqtt.topic_prefix:
+        raise ConfigError(
+            f"mqtt.topic_prefix: expected a topic without # or +, got {cfg.mqtt.topic_prefix!r}"
+        )
+    tls = cfg.mqtt.tls
+    if bool(tls.cert_file) != bool(tls.key_file):
+        raise ConfigError("mqtt.tls.cert_file: cert_file and key_file must be given together")
+
+
+def parse_config(data: Any, origin: str = "config") -> Config:
+    """Validate a parsed YAML document; errors are prefixed with `origin`."""
+    try:
+        cfg = _build(Config, data, "")
+        _check_consistency(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    return cfg
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from exc
+    cfg = parse_config(data, str(path))
+    return _resolve_relative_paths(cfg, path.parent)
+
+
+def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
+    """Relative paths in a config file are relative to the file, not the working directory."""
+
+    def resolve(value: str | None) -> str | None:
+        if value is None or os.path.isabs(value):
+            return value
+        return str((base / value).resolve())
+
+    source = cfg.camera.source
+    is_local_file = not source.isdigit() and "://" not in source and not source.startswith("/dev/")
+    tls = cfg.mqtt.tls
+    return dataclasses.replace(
+        cfg,
+        state_dir=resolve(cfg.state_dir) or cfg.state_dir,
+        gallery=dataclasses.replace(cfg.gallery, path=resolve(cfg.gallery.path) or ""),
+        camera=dataclasses.replace(cfg.camera, source=resolve(source) or source)
+        if is_local_file
+        else cfg.camera,
+        mqtt=dataclasses.replace(
+            cfg.mqtt,
+            password_file=resolve(cfg.mqtt.password_file),
+            tls=dataclasses.replace(
+                tls,
+                ca_file=resolve(tls.ca_file),
+                cert_file=resolve(tls.cert_file),
+                key_file=resolve(tls.key_file),
+            ),
+        ),
+    )
+
+
+def read_password(cfg: MqttConfig) -> str | None:
+    """The MQTT password from its file or environment variable; never logged."""
+    if cfg.password_file:
+        try:
+            return Path(cfg.password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"mqtt.password_file: {cfg.password_file} cannot be read ({exc.strerror})"
+            ) from exc
+    if cfg.password_env:
+        value = os.environ.get(cfg.password_env)
+        if value is None:
+            raise ConfigError(
+                f"mqtt.password_env: environment variable {cfg.password_env} is not set"
+            )
+        return value
+    return None

@@ -1,0 +1,205 @@
+"""Face detection with MediaPipe BlazeFace (short- or full-range) TFLite models.
+
+Owns: letterboxing a BGR image to the detector input, SSD anchors, decoding boxes and the six
+keypoints, sigmoid scores, weighted non-maximum suppression, the minimum face size, and the
+"retry on a padded canvas" pass for photos where the face fills the frame.
+Never: reads files or knows about tracking, alignment or the gallery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edgeface.types import Box, Face, ImageBGR
+
+# MediaPipe clips raw logits at +-100; 80 keeps exp() finite in float32.
+_RAW_SCORE_LIMIT = 80.0
+_NUM_KEYPOINTS = 6
+
+
+@dataclass(frozen=True)
+class AnchorSpec:
+    """MediaPipe SSD anchor options for one BlazeFace variant."""
+
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_cell_extra: bool  # interpolated_scale_aspect_ratio == 1.0 adds one anchor
+
+
+ANCHOR_SPECS: dict[str, AnchorSpec] = {
+    "short": AnchorSpec(input_size=128, strides=(8, 16, 16, 16), anchors_per_cell_extra=True),
+    "full": AnchorSpec(input_size=192, strides=(4,), anchors_per_cell_extra=False),
+}
+
+
+def generate_anchors(spec: AnchorSpec) -> npt.NDArray[np.float32]:
+    """Anchor centres (N x 2, normalised to [0, 1]) in MediaPipe's order."""
+    centres: list[tuple[float, float]] = []
+    layer = 0
+    strides = spec.strides
+    while layer < len(strides):
+        stride = strides[layer]
+        per_cell = 0
+        # Consecutive layers with the same stride share one grid in MediaPipe.
+        while layer < len(strides) and strides[layer] == stride:
+            per_cell += 2 if spec.anchors_per_cell_extra else 1
+            layer += 1
+        grid = int(np.ceil(spec.input_size / stride))
+        for y in range(grid):
+            for x in range(grid):
+                centres.extend([((x + 0.5) / grid, (y + 0.5) / grid)] * per_cell)
+    return np.asarray(centres, dtype=np.float32)
+
+
+class InferenceModel(Protocol):
+    input_shape: tuple[int, ...]
+
+    def run(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]: ...
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    min_score: float = 0.5
+    nms_iou: float = 0.3
+    min_face_px: int = 20
+    retry_padded: bool = True
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was placed into the square detector input."""
+
+    scale: float  # input pixels per image pixel
+    pad_x: float
+    pad_y: float
+
+
+def letterbox(image: ImageBGR, size: int) -> tuple[npt.NDArray[np.float32], Letterbox]:
+    """Resize keeping aspect ratio, pad to size x size, RGB scaled to [-1, 1]."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    canvas = np.zeros((size, size, 3), dtype=np.uint8)
+    pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB).astype(np.float32)
+    return rgb / 127.5 - 1.0, Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y)
+
+
+def weighted_nms(
+    boxes: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou_threshold: float
+) -> list[tuple[npt.NDArray[np.float32], float]]:
+    """MediaPipe's weighted NMS: overlapping candidates are averaged, weighted by score.
+
+    `boxes` rows are [xmin, ymin, xmax, ymax, kp0x, kp0y, ...]; returns (row, best score) pairs.
+    """
+    order = np.argsort(-scores)
+    remaining = order
+    kept: list[tuple[npt.NDArray[np.float32], float]] = []
+    while remaining.size:
+        best = remaining[0]
+        b = boxes[remaining, :4]
+        x1 = np.maximum(b[:, 0], boxes[best, 0])
+        y1 = np.maximum(b[:, 1], boxes[best, 1])
+        x2 = np.minimum(b[:, 2], boxes[best, 2])
+        y2 = np.minimum(b[:, 3], boxes[best, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        best_area = areas[0]
+        iou = inter / np.maximum(areas + best_area - inter, 1e-9)
+        cluster = remaining[iou > iou_threshold]
+        weights = scores[cluster]
+        merged = (boxes[cluster] * weights[:, None]).sum(axis=0) / weights.sum()
+        kept.append((merged.astype(np.float32), float(scores[best])))
+        remaining = remaining[iou <= iou_threshold]
+    return kept
+
+
+class BlazeFaceDetector:
+    """Runs a BlazeFace TFLite model on BGR images and returns faces in image pixels."""
+
+    def __init__(
+        self, model: InferenceModel, anchors: str, settings: DetectorSettings | None = None
+    ) -> None:
+        self.model = model
+        self.spec = ANCHOR_SPECS[anchors]
+        self.settings = settings or DetectorSettings()
+        self.anchors = generate_anchors(self.spec)
+        if model.input_shape[1] != self.spec.input_size:
+            raise ValueError(
+                f"detector input {model.input_shape} does not fit anchors {anchors!r}"
+                f" ({self.spec.input_size}px)"
+            )
+
+    def detect(self, image: ImageBGR) -> list[Face]:
+        """All faces above the score and size thresholds, largest first.
+
+        When nothing is found and the image is small enough to be a portrait, retry once with
+        the image centred on a canvas twice its size: BlazeFace misses faces filling the frame.
+        """
+        faces = self._detect_once(image, canvas_factor=1.0)
+        if not faces and self.settings.retry_padded:
+            faces = self._detect_once(image, canvas_factor=2.0)
+        return faces
+
+    def _detect_once(self, image: ImageBGR, canvas_factor: float) -> list[Face]:
+        size = self.spec.input_size
+        h, w = image.shape[:2]
+        offset_x = offset_y = 0
+        if canvas_factor != 1.0:
+            side = round(max(h, w) * canvas_factor)
+            offset_x, offset_y = (side - w) // 2, (side - h) // 2
+            padded = np.zeros((side, side, 3), dtype=np.uint8)
+            padded[offset_y : offset_y + h, offset_x : offset_x + w] = image
+            image = padded
+        tensor, box = letterbox(image, size)
+        outputs = self.model.run(tensor[np.newaxis])
+        raw_boxes, raw_scores = _split_outputs(outputs)
+        decoded = self._decode(raw_boxes)
+        scores = _sigmoid(raw_scores)
+        keep = (scores >= self.settings.min_score) & (decoded[:, 2] > decoded[:, 0])
+        if not keep.any():
+            return []
+        merged = weighted_nms(decoded[keep], scores[keep], self.settings.nms_iou)
+        faces = []
+        for row, score in merged:
+            pts = row.reshape(-1, 2) * size
+            pts[:, 0] = (pts[:, 0] - box.pad_x) / box.scale - offset_x
+            pts[:, 1] = (pts[:, 1] - box.pad_y) / box.scale - offset_y
+            (x1, y1), (x2, y2) = pts[0], pts[1]
+            face_box = Box(float(x1), float(y1), float(x2 - x1), float(y2 - y1))
+            if min(face_box.w, face_box.h) < self.settings.min_face_px:
+                continue
+            keypoints = tuple((float(x), float(y)) for x, y in pts[2:])
+            faces.append(Face(box=face_box, keypoints=keypoints, score=score))
+        faces.sort(key=lambda f: f.box.area, reverse=True)
+        return faces
+
+    def _decode(self, raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        size = float(self.spec.input_size)
+        points = raw.reshape(-1, 2 + _NUM_KEYPOINTS, 2) / size
+        centre = points[:, 0] + self.anchors
+        half = points[:, 1] / 2
+        keypoints = points[:, 2:] + self.anchors[:, None, :]
+        corners = np.concatenate([centre - half, centre + half], axis=1)
+        return np.concatenate([corners, keypoints.reshape(len(raw), -1)], axis=1)
+
+
+def _split_outputs(
+    outputs: list[npt.NDArray[np.float32]],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Pick regressors (last dim 16) and scores (last dim 1) whatever the converter named them."""
+    by_width = {o.shape[-1]: o for o in outputs}
+    return by_width[16].reshape(-1, 16), by_width[1].reshape(-1)
+
+
+def _sigmoid(raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    clipped = np.clip(raw, -_RAW_SCORE_LIMIT, _RAW_SCORE_LIMIT)
+    return (1.0 / (1.0 + np.exp(-clipped))).astype(np.float32)

@@ -1,0 +1,45 @@
+"""FaceNet embeddings from aligned face crops.
+
+Owns: FaceNet's per-image prewhitening, feeding the (possibly quantized) TFLite model, and
+L2-normalising the output so matching can use a plain dot product.
+Never: detection, cropping or any knowledge of the gallery.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from edgeface.detect import InferenceModel
+from edgeface.types import Embedding, ImageBGR
+
+
+def prewhiten(crop_rgb: ImageBGR) -> npt.NDArray[np.float32]:
+    """FaceNet's normalisation: zero mean, unit variance per image (std floored)."""
+    x = crop_rgb.astype(np.float32)
+    mean = x.mean()
+    std = max(float(x.std()), 1.0 / np.sqrt(x.size))
+    return (x - mean) / std
+
+
+def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class FaceNetEmbedder:
+    """Turns aligned RGB crops into unit-length 512-d embeddings."""
+
+    def __init__(self, model: InferenceModel) -> None:
+        self.model = model
+        self.input_size = int(model.input_shape[1])
+        self.calls = 0  # model invocations, so tests can assert a cache hit computes nothing
+
+    def embed(self, crop_rgb: ImageBGR) -> Embedding:
+        if crop_rgb.shape[:2] != (self.input_size, self.input_size):
+            raise ValueError(
+                f"crop is {crop_rgb.shape[:2]}, embedder expects {self.input_size}x{self.input_size}"
+            )
+        self.calls += 1
+        output = self.model.run(prewhiten(crop_rgb)[np.newaxis])[0]
+        return l2_normalise(output.reshape(-1).astype(np.float32))

@@ -1,0 +1,153 @@
+"""Model manifest, cache locations and checksums.
+
+Owns: reading models/manifest.yaml, computing each model's recipe hash and cache path, and
+finding a built model for the runtime. Building lives in `edgeface.models.build` (needs the
+`[build]` extra); this module must stay importable on a device without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeface.errors import EdgefaceError
+
+# Bump when a recipe's code changes in a way that changes its output.
+RECIPE_VERSION = 1
+
+
+def manifest_path() -> Path:
+    """The manifest shipped in the wheel, else the checkout's models/manifest.yaml."""
+    packaged = Path(__file__).with_name("manifest.yaml")
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "models" / "manifest.yaml"
+
+
+def default_cache_dir() -> Path:
+    override = os.environ.get("EDGEFACE_MODEL_CACHE")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgeface" / "models"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    wheel: str
+    wheel_version: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    kind: str
+    source: Source
+    recipe: str
+    quantization: str
+    input_size: int
+    normalisation: str
+    sha256: str | None
+    anchors: str | None = None
+    calibration: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def recipe_hash(self, calibration_id: str = "") -> str:
+        material = json.dumps(
+            {
+                "model": self.raw,
+                "source_sha256": self.source.sha256,
+                "recipe_version": RECIPE_VERSION,
+                "calibration": calibration_id,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    models: dict[str, ModelSpec]
+    defaults: dict[str, str]
+
+    def get(self, name: str) -> ModelSpec:
+        if name not in self.models:
+            known = ", ".join(sorted(self.models))
+            raise EdgefaceError(f"model {name!r}: not in the manifest (known: {known})")
+        return self.models[name]
+
+
+def load_manifest(path: Path | None = None) -> Manifest:
+    path = path or manifest_path()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise EdgefaceError(f"model manifest {path}: cannot be read ({exc})") from exc
+    sources = {
+        name: Source(
+            name=name,
+            wheel=s["wheel"],
+            wheel_version=str(s["wheel_version"]),
+            path=s["path"],
+            sha256=s["sha256"],
+        )
+        for name, s in data["sources"].items()
+    }
+    models = {
+        name: ModelSpec(
+            name=name,
+            kind=m["kind"],
+            source=sources[m["source"]],
+            recipe=m["recipe"],
+            quantization=m["quantization"],
+            input_size=int(m["input_size"]),
+            normalisation=m["normalisation"],
+            sha256=m.get("sha256"),
+            anchors=m.get("anchors"),
+            calibration=m.get("calibration"),
+            raw=m,
+        )
+        for name, m in data["models"].items()
+    }
+    return Manifest(models=models, defaults=dict(data.get("defaults", {})))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_dir(spec: ModelSpec, cache_dir: Path | None = None) -> Path:
+    return (cache_dir or default_cache_dir()) / f"{spec.name}-{spec.recipe_hash()}"
+
+
+def model_file(spec: ModelSpec, cache_dir: Path | None = None) -> Path:
+    return model_dir(spec, cache_dir) / "model.tflite"
+
+
+def find_model(name_or_path: str, cache_dir: Path | None = None) -> tuple[Path, ModelSpec | None]:
+    """Resolve a config value: a manifest name (built in the cache) or a .tflite path."""
+    if name_or_path.endswith(".tflite"):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise EdgefaceError(f"model file {path}: not found")
+        return path, None
+    spec = load_manifest().get(name_or_path)
+    path = model_file(spec, cache_dir)
+    if not path.is_file():
+        raise EdgefaceError(
+            f"model {name_or_path!r}: not built yet (expected {path}); run `edgeface models build`"
+        )
+    return path, spec
