@@ -1,0 +1,93 @@
+"""Detect → align → embed for one image: the shared core of the daemon, the gallery and the CLI.
+
+Owns: loading the configured detector and embedder models and running the three pure stages in
+order on a BGR array. Never: reads image files, matches against a gallery, or keeps state
+between images (beyond the loaded models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeface.align import ALIGNMENT_VERSION, AlignSettings, align_face
+from edgeface.config import Config
+from edgeface.detect import BlazeFaceDetector, DetectorSettings
+from edgeface.embed import FaceNetEmbedder
+from edgeface.errors import EdgefaceError
+from edgeface.models import find_model
+from edgeface.runtime import TFLiteModel
+from edgeface.types import AlignedFace, Embedding, Face, ImageBGR
+
+
+@dataclass(frozen=True)
+class AnalyzedFace:
+    face: Face
+    aligned: AlignedFace
+    embedding: Embedding
+
+
+class FaceAnalyzer:
+    """Owns one detector and one embedder; `analyze` is a pure function of the image."""
+
+    def __init__(
+        self,
+        detector: BlazeFaceDetector,
+        embedder: FaceNetEmbedder,
+        align_settings: AlignSettings,
+        model_name: str,
+    ) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.align_settings = align_settings
+        self.model_name = model_name
+
+    @property
+    def embedding_version(self) -> str:
+        """Identifies what a cached embedding depends on: model and crop geometry."""
+        return f"{self.model_name}/{ALIGNMENT_VERSION}/m{self.align_settings.margin:g}"
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> FaceAnalyzer:
+        cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
+        det_path, det_spec = find_model(cfg.models.detector, cache)
+        emb_path, _ = find_model(cfg.models.embedder, cache)
+        anchors = det_spec.anchors if det_spec and det_spec.anchors else _guess_anchors(det_path)
+        delegate = cfg.runtime.delegate
+        threads = cfg.runtime.num_threads
+        try:
+            emb_model = TFLiteModel(emb_path, threads, delegate)
+        except EdgefaceError:
+            if not delegate or cfg.runtime.delegate_fallback == "refuse":
+                raise
+            emb_model = TFLiteModel(emb_path, threads)
+        detector = BlazeFaceDetector(
+            TFLiteModel(det_path, threads),
+            anchors,
+            DetectorSettings(
+                min_score=cfg.recognition.detector_min_score,
+                min_face_px=cfg.recognition.min_face_px,
+            ),
+        )
+        name = f"{Path(cfg.models.detector).stem}+{Path(cfg.models.embedder).stem}"
+        return cls(
+            detector,
+            FaceNetEmbedder(emb_model),
+            AlignSettings(size=emb_model.input_shape[1], margin=cfg.recognition.margin),
+            name,
+        )
+
+    def detect(self, image: ImageBGR) -> list[Face]:
+        return self.detector.detect(image)
+
+    def embed_face(self, image: ImageBGR, face: Face) -> AnalyzedFace:
+        aligned = align_face(image, face, self.align_settings)
+        return AnalyzedFace(face, aligned, self.embedder.embed(aligned.crop_rgb))
+
+    def analyze(self, image: ImageBGR) -> list[AnalyzedFace]:
+        """Every detected face, largest first, with its embedding."""
+        return [self.embed_face(image, face) for face in self.detect(image)]
+
+
+def _guess_anchors(path: Path) -> str:
+    return "short" if "short" in path.name else "full"
