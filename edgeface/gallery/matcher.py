@@ -43,9 +43,10 @@ class Matcher:
         order = np.argsort(np.asarray(people, dtype=object), kind="stable")
         self.thresholds = thresholds
         self.people_sorted = [people[i] for i in order]
-        self.templates = np.ascontiguousarray(
-            np.asarray(embeddings, dtype=np.float32).reshape(len(people), -1)[order]
-        )
+        matrix = np.asarray(embeddings, dtype=np.float32)
+        # reshape(0, -1) is ambiguous for numpy; an empty gallery keeps its embedding width.
+        width = -1 if people else (matrix.shape[-1] if matrix.ndim > 1 else 0)
+        self.templates = np.ascontiguousarray(matrix.reshape(len(people), width)[order])
         names, starts = np.unique(np.asarray(self.people_sorted, dtype=object), return_index=True)
         self.person_names: list[str] = [str(n) for n in names]
         self._starts = starts.astype(np.intp)
