@@ -240,7 +240,7 @@ def test_hung_model_while_camera_flaps_still_stops_feeding() -> None:
 
 
 def test_dead_loop_without_alive_or_progress_stops_feeding() -> None:
-    wd, n, clock = make_watchdog()
+    wd, _n, clock = make_watchdog()
     wd.alive()
     clock.t += 25
     assert not wd.tick()
