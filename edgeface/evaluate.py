@@ -121,7 +121,11 @@ def tar_at_far(
 
 
 def best_threshold(scores: npt.NDArray[np.float64], same: npt.NDArray[np.bool_]) -> float:
-    candidates = np.unique(scores)
+    """The accuracy-maximising threshold, placed midway between neighbouring scores."""
+    unique = np.unique(scores)
+    candidates = np.concatenate(
+        [[unique[0] - 1e-6], (unique[:-1] + unique[1:]) / 2, [unique[-1] + 1e-6]]
+    )
     accuracies = [((scores >= t) == same).mean() for t in candidates]
     return float(candidates[int(np.argmax(accuracies))])
 
