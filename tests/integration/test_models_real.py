@@ -69,15 +69,15 @@ def test_same_person_scores_higher_than_different_people(analyzer, astronaut_bgr
 
 def test_bad_inputs_get_one_line_errors(tmp_path):
     missing = tmp_path / "nope.jpg"
-    with pytest.raises(EdgefaceError, match="nope.jpg: no such file"):
+    with pytest.raises(EdgefaceError, match=r"nope\.jpg: no such file"):
         load_image(missing)
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a picture")
-    with pytest.raises(EdgefaceError, match="notes.jpg: not a readable image"):
+    with pytest.raises(EdgefaceError, match=r"notes\.jpg: not a readable image"):
         load_image(text)
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    with pytest.raises(EdgefaceError, match="empty.png: empty file"):
+    with pytest.raises(EdgefaceError, match=r"empty\.png: empty file"):
         load_image(empty)
 
 
