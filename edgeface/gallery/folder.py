@@ -95,6 +95,8 @@ class GalleryScan:
 class _Seen:
     signature: Signature
     since: float
+    # False once the file was seen changing: from then on only watching it settles it.
+    trust_mtime: bool = True
 
 
 @dataclass
@@ -215,12 +217,19 @@ class FolderScanner:
             return
         signature = Signature(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         previous = self._seen.get(path)
-        since = previous.since if previous and previous.signature == signature else now
-        seen_now[path] = _Seen(signature, since)
+        if previous is None:
+            seen = _Seen(signature, now)
+        elif previous.signature != signature:
+            seen = _Seen(signature, now, trust_mtime=False)
+        else:
+            seen = previous
+        seen_now[path] = seen
+        since = seen.since
         mtime = st.st_mtime
-        # Stable if watched unchanged long enough, or (first sight) last written long enough ago;
-        # a future mtime (clock skew on a network share) must be watched instead.
-        old_enough = mtime <= now and now - mtime >= self.settle_seconds
+        # Stable if watched unchanged long enough, or last written long enough ago by its mtime.
+        # A file seen changing is in progress whatever its mtime says (a lagging server clock),
+        # and a future mtime (clock skew the other way) must be watched instead.
+        old_enough = seen.trust_mtime and mtime <= now and now - mtime >= self.settle_seconds
         watched_long_enough = now - since >= self.settle_seconds
         if not (old_enough or watched_long_enough):
             out.pending.append(path)
