@@ -153,6 +153,124 @@ def format_eval_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --- daemon, gallery, identify -----------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edgeface.logsetup import setup_logging
+    from edgeface.service import run_daemon
+
+    path = Path(args.config) if args.config else None
+    cfg = _load_config(args.config)
+    setup_logging("debug" if args.verbose else cfg.logging.level)
+    return run_daemon(path, cfg)
+
+
+def _cli_state_dir(cfg: Config, explicit_config: str | None) -> Config:
+    """Without a config file, CLI tools cache gallery embeddings in the user's cache."""
+    if explicit_config:
+        return cfg
+    from edgeface.models import default_cache_dir
+
+    return dataclasses.replace(cfg, state_dir=str(default_cache_dir().parent / "state"))
+
+
+def _open_gallery(cfg: Config, gallery_dir: str | None, config_path: str | None) -> Any:
+    from edgeface.analyzer import FaceAnalyzer
+    from edgeface.gallery.store import Gallery
+    from edgeface.gallery.tools import ProgressBar
+
+    cfg = _cli_state_dir(cfg, config_path)
+    if gallery_dir:
+        cfg = dataclasses.replace(cfg, gallery=dataclasses.replace(cfg.gallery, path=gallery_dir))
+    if not Path(cfg.gallery.path).is_dir():
+        raise EdgefaceError(f"gallery {cfg.gallery.path}: no such folder")
+    Path(cfg.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    analyzer = FaceAnalyzer.from_config(cfg)
+    # Settling protects against half-written files from sync tools; a CLI run is a snapshot.
+    cfg = dataclasses.replace(cfg, gallery=dataclasses.replace(cfg.gallery, settle_seconds=0))
+    return analyzer, Gallery.from_config(cfg, analyzer, progress=ProgressBar())
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    import time
+
+    from edgeface.identify import explain_image, identify_image
+
+    cfg = _load_config(args.config)
+    analyzer, gallery = _open_gallery(cfg, args.gallery, args.config)
+    matcher = gallery.refresh(time.time()).matcher
+    results = []
+    failures = 0
+    for image in args.images:
+        try:
+            if args.explain:
+                print(explain_image(Path(image), analyzer, matcher, cfg))
+                continue
+            results.append(identify_image(Path(image), analyzer, matcher))
+        except EdgefaceError as exc:
+            failures += 1
+            print(f"edgeface: {exc}", file=sys.stderr)
+            results.append({"image": image, "error": str(exc), "faces": []})
+    if args.explain:
+        return 0
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        for r in results:
+            if "error" in r:
+                continue
+            if not r["faces"]:
+                print(f"{r['image']}: no face found")
+            for f in r["faces"]:
+                who = f["person"] or f"unknown (nearest {f['nearest']})"
+                print(f"{r['image']}: {who} similarity {f['score']:.3f} box {f['box']}")
+    return 1 if failures else 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from edgeface.gallery.tools import ProgressBar, enroll
+
+    cfg = _load_config(args.config)
+    gallery_dir = Path(args.gallery or cfg.gallery.path)
+    from edgeface.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer.from_config(cfg)
+    results = enroll(
+        gallery_dir, args.name, [Path(p) for p in args.photos], analyzer, cfg.gallery, ProgressBar()
+    )
+    for r in results:
+        print(f"{'enrolled' if r.ok else 'refused '} {r.photo}: {r.reason}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_gallery_list(args: argparse.Namespace) -> int:
+    import time
+
+    from edgeface.gallery.tools import format_list, gallery_list
+
+    _, gallery = _open_gallery(_load_config(args.config), args.gallery, args.config)
+    print(format_list(gallery_list(gallery, time.time())))
+    return 0
+
+
+def cmd_gallery_check(args: argparse.Namespace) -> int:
+    import time
+
+    from edgeface.gallery.tools import format_check, gallery_check
+
+    _, gallery = _open_gallery(_load_config(args.config), args.gallery, args.config)
+    print(format_check(gallery_check(gallery, time.time())))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from edgeface.watch import watch_events
+
+    cfg = _load_config(args.config)
+    return watch_events(cfg.mqtt, args.device or "+", args.count, args.timeout, args.raw)
+
+
 # --- config ------------------------------------------------------------------------------------
 
 
@@ -194,6 +312,44 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="write the full report here")
     ev.add_argument("--plot", help="write a ROC plot (PNG) here")
     ev.set_defaults(func=cmd_eval)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", help="config file (default: built-in defaults)")
+    run.set_defaults(func=cmd_run)
+
+    ident = sub.add_parser("identify", help="name the faces in stored images")
+    ident.add_argument("images", nargs="+")
+    ident.add_argument("--gallery", help="gallery folder (default: gallery.path of the config)")
+    ident.add_argument("--config")
+    ident.add_argument("--json", action="store_true", help="machine-readable output")
+    ident.add_argument("--explain", action="store_true", help="say per stage why (not) recognised")
+    ident.set_defaults(func=cmd_identify)
+
+    enr = sub.add_parser("enroll", help="check photos and copy them into the gallery")
+    enr.add_argument("name", help="the person's name (the folder name)")
+    enr.add_argument("photos", nargs="+")
+    enr.add_argument("--gallery", help="gallery folder (default: gallery.path of the config)")
+    enr.add_argument("--config")
+    enr.set_defaults(func=cmd_enroll)
+
+    gal = sub.add_parser("gallery", help="inspect the gallery")
+    gsub = gal.add_subparsers(dest="gallery_command", required=True)
+    for name, func, text in (
+        ("list", cmd_gallery_list, "people, photo counts, usable counts, problems"),
+        ("check", cmd_gallery_check, "look-alikes and leave-one-out accuracy"),
+    ):
+        g = gsub.add_parser(name, help=text)
+        g.add_argument("--gallery")
+        g.add_argument("--config")
+        g.set_defaults(func=func)
+
+    watch = sub.add_parser("watch", help="subscribe and print events readably")
+    watch.add_argument("--config")
+    watch.add_argument("--device", help="device id (default: all devices)")
+    watch.add_argument("--count", type=int, help="exit after this many events")
+    watch.add_argument("--timeout", type=float, help="exit after this many seconds")
+    watch.add_argument("--raw", action="store_true", help="print the JSON payloads")
+    watch.set_defaults(func=cmd_watch)
 
     config = sub.add_parser("config", help="configuration tools")
     csub = config.add_subparsers(dest="config_command", required=True)

@@ -52,6 +52,10 @@ class Matcher:
         self._starts = starts.astype(np.intp)
         self.negatives = negatives or {}
 
+    @classmethod
+    def empty(cls, thresholds: Thresholds) -> Matcher:
+        return cls(np.zeros((0, 512), np.float32), [], thresholds)
+
     def __len__(self) -> int:
         return len(self.templates)
 

@@ -1,0 +1,88 @@
+"""Recognising faces in stored images, and explaining why a face was (not) recognised.
+
+Owns: the per-image result dictionaries behind `edgeface identify` and the per-stage
+explanation behind `--explain`. Never: builds the gallery (it is handed a Matcher).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from edgeface.analyzer import FaceAnalyzer
+from edgeface.config import Config
+from edgeface.detect import BlazeFaceDetector
+from edgeface.gallery.matcher import Matcher
+from edgeface.images import load_image
+
+
+def identify_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher) -> dict[str, Any]:
+    image = load_image(path)
+    faces = []
+    for analyzed in analyzer.analyze(image):
+        match = matcher.match(analyzed.embedding)
+        faces.append(
+            {
+                "box": analyzed.face.box.as_list(),
+                "detector_score": round(analyzed.face.score, 3),
+                "person": match.person,
+                "band": match.band,
+                "score": round(match.score, 4),
+                "nearest": match.nearest,
+                "runner_up": dataclasses.asdict(match.runner_up) if match.runner_up else None,
+            }
+        )
+    return {"image": str(path), "faces": faces}
+
+
+def explain_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher, cfg: Config) -> str:
+    """A per-stage account: decode, detection (incl. faces dropped as too small), quality, match."""
+    lines = [f"{path}:"]
+    image = load_image(path)
+    lines.append(f"  decode: {image.shape[1]}x{image.shape[0]} pixels")
+    settings = analyzer.detector.settings
+    unfiltered = BlazeFaceDetector(
+        analyzer.detector.model,
+        "short" if analyzer.detector.spec.input_size == 128 else "full",
+        dataclasses.replace(settings, min_face_px=0, min_score=min(settings.min_score, 0.3)),
+    )
+    candidates = unfiltered.detect(image)
+    if not candidates:
+        lines.append(
+            "  detect: no face found (not even at score 0.3, and also not on a padded canvas)"
+        )
+        return "\n".join(lines)
+    thresholds = matcher.thresholds
+    for n, face in enumerate(candidates, 1):
+        side = min(face.box.w, face.box.h)
+        head = f"  face {n}: box {face.box.as_list()}, detector score {face.score:.2f}"
+        if face.score < settings.min_score:
+            lines.append(f"{head}: below the detector threshold {settings.min_score}")
+            continue
+        if side < settings.min_face_px:
+            lines.append(
+                f"{head}: too small ({side:.0f}px < recognition.min_face_px {settings.min_face_px})"
+            )
+            continue
+        analyzed = analyzer.embed_face(image, face)
+        sharp = analyzed.aligned.sharpness
+        blur = (
+            " (blurred: below gallery.min_sharpness)" if sharp < cfg.gallery.min_sharpness else ""
+        )
+        lines.append(f"{head}, sharpness {sharp:.0f}{blur}")
+        if not matcher.person_names:
+            lines.append("    match: the gallery is empty")
+            continue
+        m = matcher.match(analyzed.embedding)
+        verdict = {
+            "match": f"recognised as {m.person}",
+            "uncertain": f"uncertain: nearest {m.nearest} is between the thresholds",
+            "unknown": f"unknown: nearest {m.nearest} is below recognition.unknown_threshold",
+        }[m.band]
+        runner = f", runner-up {m.runner_up.person} {m.runner_up.score:.3f}" if m.runner_up else ""
+        lines.append(
+            f"    match: similarity {m.score:.3f} to {m.nearest}{runner};"
+            f" thresholds match {thresholds.match} / unknown {thresholds.unknown} -> {verdict}"
+        )
+    return "\n".join(lines)

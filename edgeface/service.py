@@ -1,0 +1,382 @@
+"""The daemon: wires configuration, models, gallery, camera, engine and MQTT, and runs them.
+
+Owns: the process lifecycle (start-up order, READY once models and gallery are loaded,
+SIGHUP reload, SIGTERM flush-and-exit, end of a video file), the heartbeat thread (systemd
+watchdog, retained status, presence expiry) and the replies to MQTT commands.
+Never: per-frame face logic (that is `pipeline.engine`) or wire formats (`types.Event`,
+`publish`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import statistics
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from edgeface import __version__
+from edgeface.analyzer import FaceAnalyzer
+from edgeface.config import Config, load_config, read_password
+from edgeface.errors import EdgefaceError
+from edgeface.gallery.matcher import Matcher, Thresholds
+from edgeface.gallery.store import Gallery, GalleryUpdate
+from edgeface.gallery.watcher import GalleryWatcher
+from edgeface.logsetup import add_secret
+from edgeface.pipeline.capture import FrameSource, is_live_source, open_source
+from edgeface.pipeline.engine import Engine, FrameResult
+from edgeface.pipeline.tracker import Tracker, TrackerSettings
+from edgeface.publish.mqtt import MqttPublisher
+from edgeface.systemd import Notifier, ProgressWatchdog
+from edgeface.types import Event, Frame
+
+log = logging.getLogger(__name__)
+
+# Per-stage latency and rate figures in `status` cover this many recent frames.
+STATS_WINDOW = 300
+# A hung model call is declared after this long; below the unit's WatchdogSec (30 s).
+STALL_TIMEOUT = 20.0
+COMMANDS = ("reload", "snapshot", "status")
+
+
+class RollingStats:
+    """Recent per-frame figures for the status report; written by the pipeline thread only."""
+
+    def __init__(self) -> None:
+        self.frame_times: deque[float] = deque(maxlen=STATS_WINDOW)
+        self.faces: deque[int] = deque(maxlen=STATS_WINDOW)
+        self.stage: dict[str, deque[float]] = {
+            name: deque(maxlen=STATS_WINDOW) for name in ("detect", "embed", "match", "total")
+        }
+        self.frames = 0
+        self.events = 0
+
+    def add(self, now: float, result: FrameResult, total: float) -> None:
+        self.frames += 1
+        self.events += len(result.events)
+        self.frame_times.append(now)
+        self.faces.append(result.faces)
+        self.stage["detect"].append(result.times.detect)
+        self.stage["embed"].append(result.times.embed)
+        self.stage["match"].append(result.times.match)
+        self.stage["total"].append(total)
+
+    def rates(self) -> tuple[float, float]:
+        if len(self.frame_times) < 2:
+            return 0.0, 0.0
+        span = self.frame_times[-1] - self.frame_times[0]
+        if span <= 0:
+            return 0.0, 0.0
+        frames = (len(self.frame_times) - 1) / span
+        return frames, frames * statistics.fmean(self.faces)
+
+    def latency_ms(self) -> dict[str, float]:
+        return {
+            name: round(statistics.median(values) * 1000, 2) if values else 0.0
+            for name, values in self.stage.items()
+        }
+
+
+class Daemon:
+    def __init__(self, cfg: Config, config_path: Path | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.stop_event = threading.Event()
+        self.notifier = Notifier()
+        self.watchdog = ProgressWatchdog(self.notifier, STALL_TIMEOUT)
+        self.started_at = time.time()
+        self.stats = RollingStats()
+        self.last_error: str | None = None
+        self._reload_requested = threading.Event()
+        self._presence: dict[str, float] = {}  # person -> last seen (wall clock)
+        self._presence_lock = threading.Lock()
+        self._latest_frame: Frame | None = None
+        self._source: FrameSource | None = None
+        self._gallery_update: GalleryUpdate | None = None
+        self._matcher = Matcher.empty(self._thresholds())
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def _thresholds(self) -> Thresholds:
+        rec = self.cfg.recognition
+        return Thresholds(match=rec.match_threshold, unknown=rec.unknown_threshold)
+
+    def _prepare_state_dir(self) -> None:
+        state = self.cfg.state_path
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state.chmod(0o700)
+
+    def run(self) -> int:
+        cfg = self.cfg
+        add_secret(read_password(cfg.mqtt))
+        self._prepare_state_dir()
+        self.notifier.status("loading models")
+        self.analyzer = FaceAnalyzer.from_config(cfg)
+        # The gallery thread gets its own interpreters: TFLite interpreters are not thread-safe.
+        self.gallery = Gallery.from_config(cfg, FaceAnalyzer.from_config(cfg))
+        self.notifier.status("loading gallery")
+        self._on_gallery_update(self.gallery.refresh(time.time()))
+        self.watcher = GalleryWatcher.from_gallery_config(self.gallery, self._on_gallery_update)
+        self.publisher = MqttPublisher(cfg.mqtt, cfg.device.id, cfg.state_path)
+        self.publisher.set_command_handler(self._on_command, commands=COMMANDS)
+        self.publisher.start()
+        self.engine = Engine(
+            self.analyzer,
+            lambda: self._matcher,
+            Tracker(TrackerSettings(**dataclasses.asdict(cfg.tracking))),
+            cfg.device.id,
+        )
+        self._install_signals()
+        self.watcher.start()
+        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        heartbeat.start()
+        self.notifier.ready(self._status_line())
+        log.info(
+            "edgeface %s ready: camera %s, %d people enrolled, models %s",
+            __version__,
+            cfg.camera.source,
+            len(self._matcher.person_names),
+            self.analyzer.model_name,
+        )
+        try:
+            self._pipeline_loop()
+        finally:
+            self._shutdown()
+            heartbeat.join(timeout=5)
+        return 0
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload_requested.set())
+
+    # --- the pipeline thread -----------------------------------------------------------------
+
+    def _pipeline_loop(self) -> None:
+        backoff = 0.5
+        cam = self.cfg.camera
+        while not self.stop_event.is_set():
+            try:
+                self._source = open_source(
+                    cam.source, cam.name, cam.fps_cap, cam.loop, cam.reconnect_max_backoff
+                )
+            except OSError as exc:
+                self._report_error(str(exc))
+                self.watchdog.alive(reason="waiting for camera")
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, cam.reconnect_max_backoff)
+                continue
+            backoff = 0.5
+            last_ts = time.time()
+            for frame in self._source.frames(self.stop_event):
+                self._handle_frame(frame)
+                last_ts = frame.timestamp
+                if self._reload_requested.is_set():
+                    self._reload()
+            self._publish(self.engine.finish(last_ts))
+            finished_file = not (cam.loop or self._is_live() or self.stop_event.is_set())
+            if finished_file:
+                log.info("end of video file %s: flushing and exiting", cam.source)
+                return
+
+    def _is_live(self) -> bool:
+        return is_live_source(self.cfg.camera.source)
+
+    def _handle_frame(self, frame: Frame) -> None:
+        self._latest_frame = frame
+        start = time.perf_counter()
+        try:
+            with self.watchdog.working():
+                result = self.engine.process(frame)
+        except Exception as exc:  # a bad frame must not end the daemon; the watchdog sees it
+            log.exception("frame %d failed", frame.sequence)
+            self._report_error(f"frame {frame.sequence}: {type(exc).__name__}: {exc}")
+            return
+        self.stats.add(time.time(), result, time.perf_counter() - start)
+        if self.cfg.mqtt.snapshots:
+            for event_id, face in result.best_faces.items():
+                crop = cv2.cvtColor(face.aligned.crop_rgb, cv2.COLOR_RGB2BGR)
+                ok, jpeg = cv2.imencode(".jpg", crop)
+                if ok:
+                    self.publisher.publish_snapshot(event_id, jpeg.tobytes())
+        self._publish(result.events)
+
+    def _publish(self, events: list[Event]) -> None:
+        for event in events:
+            try:
+                self.publisher.publish_event(event)
+            except EdgefaceError as exc:
+                self._report_error(str(exc))
+            log.info(
+                "event %s track %d %s score %.3f",
+                event.type,
+                event.track_id,
+                event.person or "-",
+                event.score,
+            )
+            if event.person:
+                self._seen(event.person, event.ts)
+
+    # --- presence, status, heartbeat ---------------------------------------------------------
+
+    def _seen(self, person: str, ts: float) -> None:
+        with self._presence_lock:
+            self._presence[person] = ts
+        self.publisher.publish_presence(
+            person,
+            {
+                "person": person,
+                "present": True,
+                "last_seen": round(ts, 3),
+                "camera": self.cfg.camera.name,
+            },
+        )
+
+    def _expire_presence(self, now: float) -> None:
+        timeout = self.cfg.mqtt.presence_timeout
+        with self._presence_lock:
+            gone = [p for p, ts in self._presence.items() if now - ts > timeout]
+            for person in gone:
+                del self._presence[person]
+        for person in gone:
+            self.publisher.clear_presence(person)
+
+    def _heartbeat(self) -> None:
+        interval = min(self.notifier.watchdog_interval() or 5.0, 5.0)
+        next_status = 0.0
+        while not self.stop_event.wait(interval):
+            now = time.time()
+            source = self._source
+            if source is None or source.stats.outage:
+                self.watchdog.alive(reason="waiting for camera")
+            self.watchdog.tick()
+            self._expire_presence(now)
+            if now >= next_status:
+                next_status = now + self.cfg.mqtt.status_interval
+                self.publisher.publish_status(self.status())
+                self.notifier.status(self._status_line())
+
+    def _report_error(self, message: str) -> None:
+        if message != self.last_error:
+            log.error("%s", message)
+        self.last_error = message
+
+    def status(self) -> dict[str, Any]:
+        fps, faces_per_s = self.stats.rates()
+        source = self._source
+        update = self._gallery_update
+        report = update.report if update else None
+        return {
+            "device": self.cfg.device.id,
+            "version": __version__,
+            "uptime": round(time.time() - self.started_at, 1),
+            "fps": round(fps, 2),
+            "faces_per_second": round(faces_per_s, 2),
+            "latency_ms": self.stats.latency_ms(),
+            "frames": self.stats.frames,
+            "events": self.stats.events,
+            "camera": {
+                "name": self.cfg.camera.name,
+                "outage": source.stats.outage if source else "starting",
+                "frames_dropped": source.stats.frames_dropped if source else 0,
+                "reconnects": source.stats.reconnects if source else 0,
+            },
+            "gallery": {
+                "version": update.version if update else None,
+                "people": len(report.people) if report else 0,
+                "templates": report.usable_templates if report else 0,
+                "problems": [f"{p.path}: {p.reason}" for p in report.problems][:20]
+                if report
+                else [],
+            },
+            "models": self.analyzer.model_name,
+            "outbox_depth": self.publisher.outbox_depth,
+            "outbox_dropped": self.publisher.outbox_dropped,
+            "mqtt_connected": self.publisher.connected,
+            "last_error": self.last_error or self.publisher.last_error,
+        }
+
+    def _status_line(self) -> str:
+        fps, _ = self.stats.rates()
+        people = len(self._matcher.person_names)
+        return f"{fps:.1f} fps, {people} people, outbox {self.publisher.outbox_depth}"
+
+    # --- gallery, reload, commands -----------------------------------------------------------
+
+    def _on_gallery_update(self, update: GalleryUpdate) -> None:
+        self._matcher = update.matcher
+        self._gallery_update = update
+        log.info(
+            "gallery %s: %d people, %d usable photos, %d problems",
+            update.version[:12],
+            len(update.report.people),
+            update.report.usable_templates,
+            len(update.report.problems),
+        )
+
+    def _reload(self) -> None:
+        self._reload_requested.clear()
+        with self.notifier.reload("reloading configuration and gallery"):
+            if self.config_path is not None:
+                try:
+                    new = load_config(self.config_path)
+                except EdgefaceError as exc:
+                    self._report_error(f"reload refused, keeping the running config: {exc}")
+                    new = self.cfg
+                restart_needed = [
+                    key
+                    for key in ("device", "camera", "models", "runtime", "mqtt", "state_dir")
+                    if getattr(new, key) != getattr(self.cfg, key)
+                ]
+                if restart_needed:
+                    log.warning(
+                        "reload: %s changed; takes effect on restart", ", ".join(restart_needed)
+                    )
+                self.cfg = dataclasses.replace(
+                    self.cfg,
+                    recognition=new.recognition,
+                    tracking=new.tracking,
+                    gallery=new.gallery,
+                )
+            self.gallery.thresholds = self._thresholds()
+            self.watcher.request_refresh()
+
+    def _on_command(self, name: str, _payload: bytes) -> dict[str, Any]:
+        """Answer a command; the publisher has already checked the name and the JSON payload."""
+        if name == "reload":
+            self._reload_requested.set()
+            return {"ok": True, "message": "reload scheduled"}
+        if name == "status":
+            return {"ok": True, "status": self.status()}
+        if name == "snapshot":
+            if not self.cfg.mqtt.snapshots:
+                return {"ok": False, "error": "snapshots are disabled (mqtt.snapshots: false)"}
+            frame = self._latest_frame
+            if frame is None:
+                return {"ok": False, "error": "no frame yet"}
+            ok, jpeg = cv2.imencode(".jpg", frame.image)
+            if not ok:
+                return {"ok": False, "error": "encoding failed"}
+            snapshot_id = f"frame-{frame.sequence}"
+            self.publisher.publish_snapshot(snapshot_id, jpeg.tobytes())
+            return {"ok": True, "snapshot": snapshot_id}
+        return {"ok": False, "error": f"unknown command {name!r} (known: {', '.join(COMMANDS)})"}
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping("flushing events")
+        self.stop_event.set()
+        self.watcher.stop()
+        self.publisher.stop(flush_timeout=10.0)
+        log.info("stopped after %d frames, %d events", self.stats.frames, self.stats.events)
+
+
+def run_daemon(config_path: Path | None, cfg: Config) -> int:
+    return Daemon(cfg, config_path).run()
