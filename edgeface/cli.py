@@ -271,6 +271,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return watch_events(cfg.mqtt, args.device or "+", args.count, args.timeout, args.raw)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edgeface.demo import run_demo
+    from edgeface.logsetup import setup_logging
+
+    setup_logging("debug" if args.verbose else "warning", force_stderr=True)
+    return run_demo(Path(args.workdir))
+
+
 # --- config ------------------------------------------------------------------------------------
 
 
@@ -350,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, help="exit after this many seconds")
     watch.add_argument("--raw", action="store_true", help="print the JSON payloads")
     watch.set_defaults(func=cmd_watch)
+
+    demo = sub.add_parser("demo", help="the daemon end to end on a sample video, own broker")
+    demo.add_argument(
+        "--workdir", default="demo", help="where the sample files go (default ./demo)"
+    )
+    demo.set_defaults(func=cmd_demo)
 
     config = sub.add_parser("config", help="configuration tools")
     csub = config.add_subparsers(dest="config_command", required=True)

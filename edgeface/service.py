@@ -59,7 +59,6 @@ class RollingStats:
 
     def add(self, now: float, result: FrameResult, total: float) -> None:
         self.frames += 1
-        self.events += len(result.events)
         self.frame_times.append(now)
         self.faces.append(result.faces)
         self.stage["detect"].append(result.times.detect)
@@ -211,6 +210,7 @@ class Daemon:
 
     def _publish(self, events: list[Event]) -> None:
         for event in events:
+            self.stats.events += 1
             try:
                 self.publisher.publish_event(event)
             except EdgefaceError as exc:

@@ -28,7 +28,8 @@ def describe(payload: dict[str, Any]) -> str:
         return f"{when} {where}: {who} left after {payload.get('duration', 0):.1f}s (track {payload.get('track_id')})"
     runner = payload.get("runner_up")
     runner_text = f", runner-up {runner['person']} {runner['score']:.2f}" if runner else ""
-    return f"{when} {where}: {kind} {who} (similarity {score:.2f}{runner_text}, track {payload.get('track_id')})"
+    verb = "recognized" if kind == "recognized" else "saw"
+    return f"{when} {where}: {verb} {who} (similarity {score:.2f}{runner_text}, track {payload.get('track_id')})"
 
 
 def watch_events(
