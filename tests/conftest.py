@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from broker import Mosquitto, MqttRecorder, mosquitto_available  # noqa: E402
+# pytest puts this directory (no __init__.py) on sys.path, so tests import `broker` directly.
+from broker import Mosquitto, MqttRecorder, mosquitto_available
 
 MosquittoFactory = Callable[..., Mosquitto]
 RecorderFactory = Callable[..., MqttRecorder]
