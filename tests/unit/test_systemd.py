@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,3 +298,37 @@ def test_watchdog_feeds_a_real_socket(fs_systemd: tuple[FakeSystemd, str]) -> No
     assert not wd.tick()
     assert fake.receive() == {"STATUS": "stalled: no frame completed for 60s"}
     assert fake.nothing_pending()
+
+
+def test_uses_systemd_python_when_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+
+    def notify(message: str) -> bool:
+        sent.append(message)
+        return True
+
+    package = types.ModuleType("systemd")
+    daemon = types.ModuleType("systemd.daemon")
+    daemon.notify = notify  # type: ignore[attr-defined]
+    package.daemon = daemon  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "systemd", package)
+    monkeypatch.setitem(sys.modules, "systemd.daemon", daemon)
+    monkeypatch.setenv("NOTIFY_SOCKET", "@edgeface-library-test")
+    n = Notifier()
+    assert n.ready("up")
+    assert n.watchdog()
+    assert sent == ["READY=1\nSTATUS=up", "WATCHDOG=1"]
+
+
+def test_library_errors_never_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(message: str) -> bool:
+        raise OSError("journal gone")
+
+    daemon = types.ModuleType("systemd.daemon")
+    daemon.notify = broken  # type: ignore[attr-defined]
+    package = types.ModuleType("systemd")
+    package.daemon = daemon  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "systemd", package)
+    monkeypatch.setitem(sys.modules, "systemd.daemon", daemon)
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+    assert not Notifier().watchdog()
