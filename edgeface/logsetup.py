@@ -111,6 +111,29 @@ def _journal_handler() -> logging.Handler | None:
     return handler
 
 
+class _PriorityPrefixFormatter(logging.Formatter):
+    """`<3>name: message`: journald reads the syslog priority prefix off a stderr stream."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelno
+        priority = 7 if level <= logging.DEBUG else 6 if level <= logging.INFO else 4
+        priority = 3 if level >= logging.ERROR else priority
+        priority = 2 if level >= logging.CRITICAL else priority
+        text = super().format(record)
+        # Every line, or a traceback's lines after the first would lose the priority.
+        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
+
+
+def _stderr_is_journal() -> bool:
+    """JOURNAL_STREAM names the journal socket as dev:inode; true if fd 2 is that socket."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return value == f"{st.st_dev}:{st.st_ino}"
+
+
 def setup_logging(level: str, force_stderr: bool = False) -> SecretFilter:
     """Replace the root logger's handlers; returns the filter to register secrets with.
 
@@ -126,7 +149,11 @@ def setup_logging(level: str, force_stderr: bool = False) -> SecretFilter:
     handler = None if force_stderr else _journal_handler()
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+        if not force_stderr and _stderr_is_journal():
+            # Under systemd without systemd-python: journald stamps the time itself.
+            handler.setFormatter(_PriorityPrefixFormatter("%(name)s: %(message)s"))
+        else:
+            handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
     # Redaction first: the journal field filter must copy already-redacted extras.
     handler.filters.insert(0, secrets)
     for old in list(root.handlers):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -216,3 +218,27 @@ def test_journal_exception_fields_are_redacted(fake_journal: list[dict[str, Any]
     assert "EXCEPTION_INFO" not in entry
     assert "RuntimeError: ***" in entry["EXCEPTION_TEXT"]
     assert all(PASSWORD not in str(v) for v in entry.values())
+
+
+def test_journal_stream_without_systemd_python_uses_priority_prefixes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "systemd", None)  # import fails like when not installed
+    out = (tmp_path / "stderr").open("w+")
+    st = os.fstat(out.fileno())
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+    monkeypatch.setattr(sys, "stderr", out)
+    setup_logging("info")
+    add_secret(PASSWORD)
+    log = logging.getLogger("edgeface.publish")
+    log.warning("broker refused %s", PASSWORD)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        log.exception("publish failed")
+    out.flush()
+    lines = (tmp_path / "stderr").read_text().splitlines()
+    assert lines[0] == "<4>edgeface.publish: broker refused ***"
+    assert lines[1] == "<3>edgeface.publish: publish failed"
+    assert all(line.startswith("<3>") for line in lines[1:])
+    assert lines[-1] == "<3>RuntimeError: boom"
