@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -89,7 +91,7 @@ def private_broker(workdir: Path) -> Iterator[tuple[int, str]]:
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )
-    if mosquitto:
+    if mosquitto and os.environ.get("EDGEFACE_DEMO_BROKER") != "amqtt":
         conf = workdir / "mosquitto.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         proc = subprocess.Popen(
@@ -124,6 +126,8 @@ def _amqtt_broker(port: int) -> Iterator[None]:
         _wait_for_port(port)
         yield
     finally:
+        # amqtt logs its own task cancellation at shutdown as an error with a traceback.
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)
         asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
