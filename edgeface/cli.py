@@ -271,6 +271,44 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return watch_events(cfg.mqtt, args.device or "+", args.count, args.timeout, args.raw)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edgeface.bench import format_bench, run_bench, write_json
+
+    cfg = _load_config(args.config)
+    cfg = dataclasses.replace(
+        cfg, runtime=dataclasses.replace(cfg.runtime, num_threads=args.threads)
+    )
+    video = Path(args.video) if args.video else _sample_video()
+    report = run_bench(
+        cfg,
+        video,
+        [m.strip() for m in (args.embedders or cfg.models.embedder).split(",")],
+        [m.strip() for m in (args.detectors or cfg.models.detector).split(",")],
+        args.repeat,
+    )
+    report["video"] = str(video)
+    print(f"video: {video}")
+    print(format_bench(report))
+    if args.json:
+        write_json(report, Path(args.json))
+    return 0
+
+
+def _sample_video() -> Path:
+    """The demo's composed video (pip-shipped faces), made once in the user cache."""
+    from edgeface.analyzer import FaceAnalyzer
+    from edgeface.demo import make_scene
+    from edgeface.models import default_cache_dir
+    from edgeface.samples import packaged_faces
+
+    workdir = default_cache_dir().parent / "bench-sample"
+    video = workdir / "sample.avi"
+    if not video.is_file():
+        box = FaceAnalyzer.from_config(Config()).detect(packaged_faces().person_photo)[0].box
+        make_scene(workdir, (box.x, box.y, box.w, box.h))
+    return video
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from edgeface.demo import run_demo
     from edgeface.logsetup import setup_logging
@@ -358,6 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, help="exit after this many seconds")
     watch.add_argument("--raw", action="store_true", help="print the JSON payloads")
     watch.set_defaults(func=cmd_watch)
+
+    bench = sub.add_parser("bench", help="per-stage latency, fps and memory on a video")
+    bench.add_argument("--video", help="video file (default: the composed sample video)")
+    bench.add_argument("--threads", type=int, default=1, help="TFLite threads (default 1)")
+    bench.add_argument(
+        "--embedders", help="comma-separated, e.g. facenet-fp32,facenet-dynamic,facenet-int8"
+    )
+    bench.add_argument("--detectors", help="comma-separated, e.g. blazeface-full,blazeface-short")
+    bench.add_argument("--repeat", type=int, default=1, help="passes over the video")
+    bench.add_argument("--config")
+    bench.add_argument("--json", help="write the full report here")
+    bench.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="the daemon end to end on a sample video, own broker")
     demo.add_argument(

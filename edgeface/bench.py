@@ -1,0 +1,227 @@
+"""`edgeface bench`: per-stage latency and throughput of the real pipeline on a video.
+
+Owns: timing decode, detect, align, embed, match and publish-serialisation for every frame
+with every face embedded (the worst case), end-to-end frames per second, faces per second,
+peak resident memory, matcher scaling, and a description of the machine. Medians and p95,
+never means: these machines are noisy. Never: part of the daemon or of the test suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import resource
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeface.align import align_face
+from edgeface.analyzer import FaceAnalyzer
+from edgeface.config import Config
+from edgeface.errors import EdgefaceError
+from edgeface.gallery.matcher import Matcher, Thresholds
+from edgeface.runtime import runtime_info
+from edgeface.types import Box, Event
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    rt = runtime_info()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "runtime": f"{rt.module} {rt.version}",
+    }
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"median_ms": 0.0, "p95_ms": 0.0, "n": 0}
+    ms = np.asarray(values) * 1000
+    return {
+        "median_ms": round(float(np.median(ms)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
+        "n": len(values),
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class StageTimer:
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.samples.setdefault(name, []).append(time.perf_counter() - start)
+
+
+def bench_video(
+    analyzer: FaceAnalyzer, video: Path, matcher: Matcher, repeat: int = 1
+) -> dict[str, Any]:
+    """Every frame decoded and processed, every face aligned, embedded and matched."""
+    timer = StageTimer()
+    frames = faces = 0
+    frame_totals: list[float] = []
+    wall_start = time.perf_counter()
+    for _ in range(repeat):
+        capture = cv2.VideoCapture(str(video))
+        if not capture.isOpened():
+            raise EdgefaceError(f"--video {video}: cannot be opened")
+        while True:
+            t0 = time.perf_counter()
+            ok, image = capture.read()
+            if not ok:
+                break
+            timer.samples.setdefault("decode", []).append(time.perf_counter() - t0)
+            with timer.stage("detect"):
+                found = analyzer.detect(image)
+            for face in found:
+                with timer.stage("align"):
+                    aligned = align_face(image, face, analyzer.align_settings)
+                with timer.stage("embed"):
+                    embedding = analyzer.embedder.embed(aligned.crop_rgb)
+                with timer.stage("match"):
+                    match = matcher.match(embedding)
+                with timer.stage("publish"):
+                    _event(match.person, match.score, face.box).to_json()
+            frames += 1
+            faces += len(found)
+            frame_totals.append(time.perf_counter() - t0)
+        capture.release()
+    wall = time.perf_counter() - wall_start
+    return {
+        "video": str(video),
+        "frames": frames,
+        "faces": faces,
+        "fps": round(frames / wall, 2),
+        "faces_per_second": round(faces / wall, 2),
+        "frame_total": summarise(frame_totals),
+        "stages": {name: summarise(values) for name, values in timer.samples.items()},
+    }
+
+
+def _event(person: str | None, score: float, box: Box) -> Event:
+    return Event("id", "recognized", 1, person, score, None, box, "cam", "dev", time.time(), "m")
+
+
+def bench_matcher(sizes: list[int], probes: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+    """Match latency per probe against N templates (5 per person), random unit vectors."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for size in sizes:
+        templates = rng.normal(size=(size, 512)).astype(np.float32)
+        templates /= np.linalg.norm(templates, axis=1, keepdims=True)
+        people = [f"p{i // 5}" for i in range(size)]
+        matcher = Matcher(templates, people, Thresholds(0.6, 0.45))
+        queries = rng.normal(size=(probes, 512)).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        times = []
+        for q in queries:
+            start = time.perf_counter()
+            matcher.match(q)
+            times.append(time.perf_counter() - start)
+        rows.append(
+            {
+                "templates": size,
+                "people": size // 5,
+                **summarise(times),
+                "memory_mb_per_1000_templates": round(templates.nbytes / size * 1000 / 2**20, 3),
+            }
+        )
+    return rows
+
+
+def run_bench(
+    cfg: Config, video: Path, embedders: list[str], detectors: list[str], repeat: int
+) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "threads": cfg.runtime.num_threads,
+        "variants": [],
+    }
+    gallery = _random_gallery(1000)
+    for detector in detectors:
+        for embedder in embedders:
+            variant = dataclasses.replace(
+                cfg, models=dataclasses.replace(cfg.models, detector=detector, embedder=embedder)
+            )
+            start = time.perf_counter()
+            analyzer = FaceAnalyzer.from_config(variant)
+            load = time.perf_counter() - start
+            result = bench_video(analyzer, video, gallery, repeat)
+            result.update(
+                {"detector": detector, "embedder": embedder, "model_load_s": round(load, 3)}
+            )
+            report["variants"].append(result)
+    report["matcher"] = bench_matcher([100, 1_000, 10_000, 50_000, 100_000])
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return report
+
+
+def _random_gallery(size: int) -> Matcher:
+    rng = np.random.default_rng(1)
+    templates = rng.normal(size=(size, 512)).astype(np.float32)
+    templates /= np.linalg.norm(templates, axis=1, keepdims=True)
+    return Matcher(templates, [f"p{i // 5}" for i in range(size)], Thresholds(0.6, 0.45))
+
+
+def format_bench(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['machine']}, python {m['python']},"
+        f" numpy {m['numpy']}, opencv {m['opencv']}, {m['runtime']}; {report['threads']} thread(s)",
+        "",
+        "every face embedded on every frame (median ms per call; p95 in brackets)",
+        f"{'detector':<16} {'embedder':<16} {'fps':>6} {'faces/s':>8} {'decode':>12} {'detect':>12}"
+        f" {'align':>11} {'embed':>12} {'match':>11}",
+    ]
+    for v in report["variants"]:
+        s = v["stages"]
+
+        def cell(name: str, s: dict[str, Any] = s) -> str:
+            x = s.get(name, {"median_ms": 0, "p95_ms": 0})
+            return f"{x['median_ms']:.2f}({x['p95_ms']:.1f})"
+
+        lines.append(
+            f"{v['detector']:<16} {v['embedder']:<16} {v['fps']:>6.1f} {v['faces_per_second']:>8.1f}"
+            f" {cell('decode'):>12} {cell('detect'):>12} {cell('align'):>11} {cell('embed'):>12}"
+            f" {cell('match'):>11}"
+        )
+    lines += ["", "matching one probe (random unit vectors, 5 templates per person)"]
+    lines.append(f"{'templates':>10} {'median ms':>10} {'p95 ms':>8} {'MB/1000':>8}")
+    for r in report["matcher"]:
+        lines.append(
+            f"{r['templates']:>10} {r['median_ms']:>10.3f} {r['p95_ms']:>8.3f}"
+            f" {r['memory_mb_per_1000_templates']:>8.2f}"
+        )
+    lines.append(f"\npeak resident memory of this process: {report['peak_rss_mb']} MB")
+    return "\n".join(lines)
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
