@@ -214,7 +214,10 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(
             f"mqtt.topic_prefix: expected a topic without # or +, got {cfg.mqtt.topic_prefix!r}"
         )
-    tls = cfg.mqtt.tls
+    mqtt = cfg.mqtt
+    if (mqtt.password_file or mqtt.password_env) and not mqtt.username:
+        raise ConfigError("mqtt.username: a password is configured, so a username is expected")
+    tls = mqtt.tls
     if bool(tls.cert_file) != bool(tls.key_file):
         raise ConfigError("mqtt.tls.cert_file: cert_file and key_file must be given together")
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.imageheader import too_many_pixels
 from edgeface.types import ImageBGR
 
 MAX_FILE_BYTES = 40 * 1024 * 1024
@@ -44,6 +45,9 @@ def decode_image(data: bytes, name: str) -> ImageBGR:
         raise EdgefaceError(f"{name}: empty file, expected a JPEG/PNG/WebP image")
     if len(data) > MAX_FILE_BYTES:
         raise EdgefaceError(f"{name}: {len(data)} bytes, larger than {MAX_FILE_BYTES} allowed")
+    bomb = too_many_pixels(data)
+    if bomb is not None:
+        raise EdgefaceError(f"{name}: {bomb}")
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)

@@ -25,7 +25,6 @@ from edgeface.config import Config, GalleryConfig
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.cache import Analysis, EmbeddingCache
 from edgeface.gallery.folder import FolderScanner, GalleryScan, PhotoEntry, Problem
-from edgeface.gallery.header import too_many_pixels
 from edgeface.gallery.matcher import Matcher, Thresholds
 from edgeface.images import MAX_FILE_BYTES, decode_image
 from edgeface.types import Embedding, ImageBGR
@@ -232,9 +231,6 @@ class Gallery:
 
     def _analyse(self, data: bytes, path: Path) -> Analysis:
         name = str(path)
-        bomb = too_many_pixels(data)
-        if bomb is not None:
-            return Analysis(faces=0, failure=bomb)
         try:
             image = decode_image(data, name)
         except EdgefaceError as exc:

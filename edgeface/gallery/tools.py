@@ -23,7 +23,6 @@ from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import GalleryConfig
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.folder import PHOTO_SUFFIXES, is_temporary_name
-from edgeface.gallery.header import too_many_pixels
 from edgeface.gallery.store import (
     Gallery,
     GalleryReport,
@@ -94,10 +93,6 @@ def _check_photo(photo: Path, analyzer: FaceAnalyzer, cfg: GalleryConfig) -> str
     if photo.suffix.lower() not in PHOTO_SUFFIXES:
         return f"not a .jpg, .jpeg, .png or .webp file ({photo.suffix or 'no extension'})"
     try:
-        with photo.open("rb") as head:
-            bomb = too_many_pixels(head.read(256 * 1024))
-        if bomb is not None:
-            return bomb
         image = load_image(photo)
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"

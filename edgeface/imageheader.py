@@ -1,9 +1,9 @@
 """Image dimensions from the file header, before anything is decoded.
 
-Owns: reading width x height from PNG, JPEG and WebP headers so the gallery can refuse a
+Owns: reading width x height from PNG, JPEG and WebP headers so `images` can refuse a
 decompression bomb (a small file that decodes to gigabytes) without decoding it. OpenCV's own
 limit (OPENCV_IO_MAX_IMAGE_PIXELS) only holds if it is set before the first OpenCV image call
-in the process, which the gallery cannot guarantee. Never: decodes pixels or raises on odd input
+in the process, which a library cannot guarantee. Never: decodes pixels or raises on odd input
 (an unknown header gives None and the decoder decides).
 """
 
