@@ -3,6 +3,10 @@
 Owns: the template matrix, cosine similarity (dot products of unit vectors) against all
 templates at once, the best template per person, runner-up and margin, and the two-threshold
 banding (match / uncertain / unknown). Never: reads files or computes embeddings.
+
+Large galleries are searched in two passes: per-person centres pick a shortlist, then the
+shortlist's templates are scored exactly. Scoring every template is memory-bound (50,000
+templates are 100 MB read per probe); the centres are a fifth of that with five photos each.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from edgeface.types import Band, Embedding, Match, RunnerUp
+
+# Up to this many templates every one is scored; above it the two-pass search is used.
+EXHAUSTIVE_LIMIT = 20_000
+# People whose templates are scored exactly after the first pass.
+SHORTLIST = 64
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,12 @@ class Matcher:
         names, starts = np.unique(np.asarray(self.people_sorted, dtype=object), return_index=True)
         self.person_names: list[str] = [str(n) for n in names]
         self._starts = starts.astype(np.intp)
+        self._ends = np.append(self._starts[1:], len(self.templates)).astype(np.intp)
         self.negatives = negatives or {}
+        self._centres: npt.NDArray[np.float32] | None = None
+        if len(self.templates) > EXHAUSTIVE_LIMIT:
+            sums = np.add.reduceat(self.templates, self._starts, axis=0)
+            self._centres = (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
 
     @classmethod
     def empty(cls, thresholds: Thresholds) -> Matcher:
@@ -64,16 +78,30 @@ class Matcher:
         similarities = self.templates @ probe.astype(np.float32)
         return np.maximum.reduceat(similarities, self._starts)
 
+    def _candidates(self, probe: Embedding) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+        """Person indices and their best-template scores: everyone, or the shortlist."""
+        if self._centres is None or len(self.person_names) <= SHORTLIST:
+            return np.arange(len(self.person_names)), self.scores(probe)
+        coarse = self._centres @ probe
+        people = np.argpartition(-coarse, SHORTLIST - 1)[:SHORTLIST]
+        lengths = self._ends[people] - self._starts[people]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        rows = np.repeat(self._starts[people] - offsets, lengths) + np.arange(lengths.sum())
+        similarities = self.templates[rows] @ probe
+        return people, np.maximum.reduceat(similarities, offsets)
+
     def match(self, probe: Embedding) -> Match:
         if not self.person_names:
             return Match(person=None, score=0.0, runner_up=None, band="unknown")
-        per_person = self.scores(probe)
-        top = np.argsort(-per_person)[:2]
+        people, per_person = self._candidates(probe.astype(np.float32))
+        count = min(2, len(per_person))
+        top = np.argpartition(-per_person, count - 1)[:count]
+        top = top[np.argsort(-per_person[top])]
         best = int(top[0])
         score = float(per_person[best])
-        nearest = self.person_names[best]
+        nearest = self.person_names[int(people[best])]
         runner_up = (
-            RunnerUp(self.person_names[int(top[1])], float(per_person[int(top[1])]))
+            RunnerUp(self.person_names[int(people[top[1]])], float(per_person[top[1]]))
             if len(top) > 1
             else None
         )

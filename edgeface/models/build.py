@@ -255,8 +255,11 @@ def _graph_reference(graph: Path, crops: list[ImageBGR]) -> npt.NDArray[np.float
     with tf.Graph().as_default() as g:
         tf.compat.v1.import_graph_def(graph_def, name="")
         with tf.compat.v1.Session(graph=g) as session:
-            batch = np.stack([prewhiten(c) for c in crops])
-            out = session.run(f"{FACENET_OUTPUT}:0", {f"{FACENET_INPUT}:0": batch})
+            # The frozen graph has a fixed batch of one.
+            out = [
+                session.run(f"{FACENET_OUTPUT}:0", {f"{FACENET_INPUT}:0": prewhiten(c)[np.newaxis]})[0]
+                for c in crops
+            ]
     return l2_normalise(np.asarray(out, dtype=np.float32))
 
 

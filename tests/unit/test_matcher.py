@@ -1,0 +1,51 @@
+"""Matcher on plain arrays: bands, runner-up, negatives, and the two-pass search for large galleries."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeface.gallery import matcher as matcher_module
+from edgeface.gallery.matcher import Matcher, Thresholds
+
+
+def unit_rows(rng, n, dim=512):
+    m = rng.normal(size=(n, dim)).astype(np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def test_bands_runner_up_and_negatives():
+    rng = np.random.default_rng(0)
+    ana, bo = unit_rows(rng, 2)
+    m = Matcher(np.stack([ana, bo]), ["ana", "bo"], Thresholds(0.6, 0.4))
+    hit = m.match(ana)
+    assert (hit.person, hit.band, hit.runner_up.person) == ("ana", "match", "bo")
+    near = ana * 0.5 + unit_rows(rng, 1)[0] * 0.866  # cosine ~0.5 to ana
+    assert m.match(near / np.linalg.norm(near)).band == "uncertain"
+    assert m.match(unit_rows(rng, 1)[0]).band == "unknown"
+    guarded = Matcher(
+        np.stack([ana, bo]), ["ana", "bo"], Thresholds(0.6, 0.4), {"ana": ana[None, :]}
+    )
+    assert guarded.match(ana).person is None, "a probe as close to a negative is not published"
+
+
+def test_empty_gallery_matches_nobody():
+    m = Matcher.empty(Thresholds(0.6, 0.4))
+    assert m.match(unit_rows(np.random.default_rng(1), 1)[0]).person is None
+
+
+def test_two_pass_search_agrees_with_exhaustive(monkeypatch):
+    monkeypatch.setattr(matcher_module, "EXHAUSTIVE_LIMIT", 1000)
+    rng = np.random.default_rng(2)
+    people = 600
+    templates = unit_rows(rng, people * 5)
+    labels = [f"p{i // 5}" for i in range(people * 5)]
+    fast = Matcher(templates, labels, Thresholds(0.6, 0.4))
+    assert fast._centres is not None
+    for i in rng.choice(len(templates), 50, replace=False):
+        probe = templates[i] + 0.05 * rng.normal(size=512).astype(np.float32)
+        probe /= np.linalg.norm(probe)
+        exhaustive = fast.scores(probe)
+        best = int(np.argmax(exhaustive))
+        result = fast.match(probe)
+        assert result.nearest == fast.person_names[best] == labels[i]
+        assert abs(result.score - float(exhaustive[best])) < 1e-5
