@@ -1,0 +1,150 @@
+"""Home Assistant discovery payloads: ids, topics and what the templates compute.
+
+The templates are rendered with Jinja2 the way Home Assistant's MQTT integration does for
+`value_template` / `json_attributes_template`: `value_json` is the parsed payload when it is JSON
+(undefined otherwise) and `this` is the entity's current state object.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from edgeface.publish.discovery import discovery_messages, ha_id, removals
+from edgeface.publish.mqtt import slugify
+from edgeface.types import Box, Event, RunnerUp
+
+jinja2 = pytest.importorskip("jinja2", reason="jinja2 not installed (renders the HA templates)")
+
+
+def configs(**kw: Any) -> dict[str, dict[str, Any]]:
+    args = dict(
+        device_id="dev1",
+        device_name="Front door",
+        topic_prefix="edgeface",
+        cameras=["door"],
+        people=["Eileen Collins", "bob"],
+    )
+    args.update(kw)
+    return {topic: json.loads(payload) for topic, payload in discovery_messages(**args)}
+
+
+def render(template: str, payload: bytes | str, this: Any = None) -> str:
+    env = jinja2.Environment(undefined=jinja2.Undefined)
+    variables: dict[str, Any] = {"value": payload, "this": this}
+    try:
+        variables["value_json"] = json.loads(payload)
+    except ValueError:
+        pass
+    return env.from_string(template).render(**variables).strip()
+
+
+def event(kind: str, person: str | None, camera: str = "door") -> str:
+    return Event(
+        id="e1",
+        type=kind,  # type: ignore[arg-type]
+        track_id=3,
+        person=person,
+        score=0.71,
+        runner_up=RunnerUp("bob", 0.3),
+        box=Box(1, 2, 3, 4),
+        camera=camera,
+        device="dev1",
+        ts=1700000000.0,
+        model="m",
+    ).to_json()
+
+
+def by_suffix(cfgs: dict[str, dict[str, Any]], suffix: str) -> dict[str, Any]:
+    (config,) = [c for t, c in cfgs.items() if t.endswith(suffix)]
+    return config
+
+
+def test_topics_ids_and_availability() -> None:
+    cfgs = configs()
+    assert sorted(t.split("/")[3] for t in cfgs) == sorted(
+        [
+            "last_recognized_door",
+            f"presence_{slugify('Eileen Collins')}",
+            "presence_bob",
+            "fps",
+            "gallery_people",
+            "outbox_depth",
+            "gallery_version",
+        ]
+    )
+    for topic, c in cfgs.items():
+        assert topic.startswith("homeassistant/") and topic.endswith("/config")
+        assert c["availability_topic"] == "edgeface/dev1/availability"
+        assert c["device"]["identifiers"] == ["edgeface_dev1"]
+        assert c["unique_id"] == f"edgeface_dev1_{topic.split('/')[3]}"
+    # stable: the same input gives byte-identical payloads (HA sees no change on republish)
+    assert discovery_messages("d", "n", "p", ["c"], ["x"]) == discovery_messages(
+        "d", "n", "p", ["c"], ["x"]
+    )
+    # another device: no unique_id in common, other availability topic
+    other = configs(device_id="dev2", topic_prefix="home/faces")
+    assert not {c["unique_id"] for c in cfgs.values()} & {c["unique_id"] for c in other.values()}
+    assert {c["availability_topic"] for c in other.values()} == {"home/faces/dev2/availability"}
+
+
+def test_ha_ids_are_topic_safe_and_distinct() -> None:
+    assert ha_id("door-pi_2") == "door-pi_2"
+    assert ha_id("Zoë") != ha_id("Zoe")
+    for text in ("Zoë", "front door", "a.b", "😀"):
+        assert all(ch.isalnum() or ch in "_-" for ch in ha_id(text))
+
+
+def test_removals_only_for_people_who_left() -> None:
+    assert removals("dev1", ["Ann", "bob", "Eileen Collins"], ["bob"]) == [
+        ("homeassistant/binary_sensor/edgeface_dev1/presence_" + slugify("Ann") + "/config", b""),
+        (
+            "homeassistant/binary_sensor/edgeface_dev1/presence_"
+            + slugify("Eileen Collins")
+            + "/config",
+            b"",
+        ),
+    ]
+    assert removals("dev1", ["bob"], ["bob", "new"], ha_prefix="ha") == []
+
+
+def test_last_recognized_template_follows_recognized_events_of_its_camera() -> None:
+    c = by_suffix(configs(cameras=["door", "garden"]), "last_recognized_door/config")
+    assert c["state_topic"] == c["json_attributes_topic"] == "edgeface/dev1/events"
+    this = SimpleNamespace(state="bob", attributes={"person": "bob"})
+    state, attrs = c["value_template"], c["json_attributes_template"]
+    assert render(state, event("recognized", "Eileen Collins"), this) == "Eileen Collins"
+    attributes = json.loads(render(attrs, event("recognized", "Eileen Collins"), this))
+    assert attributes["person"] == "Eileen Collins" and attributes["score"] == 0.71
+    for other in (
+        event("unknown", None),
+        event("left", "Eileen Collins"),
+        event("recognized", "Eileen Collins", camera="garden"),
+    ):
+        assert render(state, other, this) == "bob"
+        assert json.loads(render(attrs, other, this)) == {"person": "bob"}
+
+
+def test_presence_template_on_json_off_on_cleared() -> None:
+    c = by_suffix(configs(), "presence_bob/config")
+    assert c["state_topic"] == "edgeface/dev1/presence/bob"
+    assert c["device_class"] == "presence"
+    present = json.dumps({"person": "bob", "present": True, "last_seen": 1.0, "camera": "door"})
+    assert render(c["value_template"], present) == c["payload_on"] == "ON"
+    assert render(c["value_template"], "") == c["payload_off"] == "OFF"  # retained clear
+
+
+def test_diagnostics_read_the_status_json() -> None:
+    cfgs = configs()
+    status = json.dumps(
+        {"fps": 7.5, "outbox_depth": 3, "gallery": {"people": 2, "version": "abc123"}}
+    )
+    expected = {"fps": "7.5", "gallery_people": "2", "outbox_depth": "3", "gallery_version": "abc123"}
+    for object_id, value in expected.items():
+        c = by_suffix(cfgs, f"/{object_id}/config")
+        assert c["entity_category"] == "diagnostic"
+        assert c["state_topic"] == "edgeface/dev1/status"
+        assert render(c["value_template"], status) == value
