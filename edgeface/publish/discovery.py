@@ -137,9 +137,7 @@ def presence_config(
     config = _common(device_id, device_name, topic_prefix, object_id, person)
     config.update(
         state_topic=f"{_base(topic_prefix, device_id)}/presence/{slug}",
-        value_template=(
-            "{{ 'ON' if value_json is defined and value_json.present else 'OFF' }}"
-        ),
+        value_template=("{{ 'ON' if value_json is defined and value_json.present else 'OFF' }}"),
         payload_on="ON",
         payload_off="OFF",
         json_attributes_topic=f"{_base(topic_prefix, device_id)}/presence/{slug}",

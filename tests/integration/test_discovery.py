@@ -60,9 +60,7 @@ def validate(topic: str, payload: bytes) -> dict:
     return config
 
 
-def test_retained_discovery_is_valid_and_follows_the_gallery(
-    mosquitto, recorder_factory, tmp_path
-):
+def test_retained_discovery_is_valid_and_follows_the_gallery(mosquitto, recorder_factory, tmp_path):
     people = ["Eileen Collins", "bob"]
     messages = discovery_messages("dev1", "Front door", "edgeface", ["door"], people)
     publish_retained(mosquitto, messages)
@@ -79,9 +77,7 @@ def test_retained_discovery_is_valid_and_follows_the_gallery(
             publisher.topic_status,
             *(publisher.presence_topic(p) for p in people),
         }
-        assert {c["availability_topic"] for c in configs.values()} == {
-            publisher.topic_availability
-        }
+        assert {c["availability_topic"] for c in configs.values()} == {publisher.topic_availability}
     finally:
         publisher.stop()
     assert len({c["unique_id"] for c in configs.values()}) == len(configs)
@@ -113,7 +109,7 @@ def test_two_devices_share_the_discovery_prefix_without_clashing(mosquitto, reco
 
 
 def test_the_schema_rejects_what_home_assistant_rejects():
-    topic, payload = discovery_messages("dev1", "Door", "edgeface", ["door"], [])[0]
+    _topic, payload = discovery_messages("dev1", "Door", "edgeface", ["door"], [])[0]
     good = json.loads(payload)
     schema = {**SCHEMA, "$ref": "#/$defs/sensor"}
     validator = jsonschema.Draft202012Validator(schema)

@@ -7,6 +7,7 @@ The templates are rendered with Jinja2 the way Home Assistant's MQTT integration
 
 from __future__ import annotations
 
+import contextlib
 import json
 from types import SimpleNamespace
 from typing import Any
@@ -35,10 +36,8 @@ def configs(**kw: Any) -> dict[str, dict[str, Any]]:
 def render(template: str, payload: bytes | str, this: Any = None) -> str:
     env = jinja2.Environment(undefined=jinja2.Undefined)
     variables: dict[str, Any] = {"value": payload, "this": this}
-    try:
+    with contextlib.suppress(ValueError):
         variables["value_json"] = json.loads(payload)
-    except ValueError:
-        pass
     return env.from_string(template).render(**variables).strip()
 
 
@@ -142,7 +141,12 @@ def test_diagnostics_read_the_status_json() -> None:
     status = json.dumps(
         {"fps": 7.5, "outbox_depth": 3, "gallery": {"people": 2, "version": "abc123"}}
     )
-    expected = {"fps": "7.5", "gallery_people": "2", "outbox_depth": "3", "gallery_version": "abc123"}
+    expected = {
+        "fps": "7.5",
+        "gallery_people": "2",
+        "outbox_depth": "3",
+        "gallery_version": "abc123",
+    }
     for object_id, value in expected.items():
         c = by_suffix(cfgs, f"/{object_id}/config")
         assert c["entity_category"] == "diagnostic"
