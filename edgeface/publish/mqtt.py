@@ -326,9 +326,10 @@ class MqttPublisher:
         return f"{self._base}/presence/{slugify(person)}"
 
     def stop(self, flush_timeout: float = 5.0) -> None:
-        """Flush the outbox for up to `flush_timeout` s while connected, publish `offline`, close.
+        """Flush the outbox for up to `flush_timeout` s, publish `offline`, close.
 
-        Rows not acknowledged by then stay in the outbox for the next start.
+        The wait includes reconnecting: a broker that comes back within the timeout still gets
+        everything. Rows not acknowledged by then stay in the outbox for the next start.
         """
         if self._stopped:
             return
@@ -336,11 +337,7 @@ class MqttPublisher:
         deadline = time.monotonic() + max(0.0, flush_timeout)
         if self._started:
             with self._cond:
-                while (
-                    self._connected
-                    and self.outbox_depth > 0
-                    and (remaining := deadline - time.monotonic()) > 0
-                ):
+                while self.outbox_depth > 0 and (remaining := deadline - time.monotonic()) > 0:
                     self._cond.wait(min(remaining, 0.1))
             self._stopping = True
             if self.connected:
