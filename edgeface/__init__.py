@@ -14,8 +14,4 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-# The TFLite runtime prints an INFO line per interpreter ("Created ... XNNPACK delegate");
-# warnings and errors still come through.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
 __version__ = "0.1.0"
