@@ -2,16 +2,21 @@
 
 Owns: the process lifecycle (start-up order, READY once models and gallery are loaded,
 SIGHUP reload, SIGTERM flush-and-exit, end of a video file), the heartbeat thread (systemd
-watchdog, retained status, presence expiry) and the replies to MQTT commands.
-Never: per-frame face logic (that is `pipeline.engine`) or wire formats (`types.Event`,
-`publish`).
+watchdog, retained status, presence expiry), the replies to MQTT commands, and degrading
+instead of dying: a camera that is gone (reopened with backoff, `camera.outage` in status), a
+state directory that is full or read-only (events published live, the gallery without its
+cache, the problem in `last_error`).
+Never: per-frame face logic (that is `pipeline.engine`), wire formats (`types.Event`,
+`publish`), or a file path taken from an MQTT command (commands take no paths at all).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import signal
+import sqlite3
 import statistics
 import threading
 import time
@@ -42,7 +47,15 @@ log = logging.getLogger(__name__)
 STATS_WINDOW = 300
 # A hung model call is declared after this long; below the unit's WatchdogSec (30 s).
 STALL_TIMEOUT = 20.0
+# On stop, queued events get this long to reach the broker; what is left stays in the outbox.
+SHUTDOWN_FLUSH = 10.0
+# ...of which at most this long is spent waiting for a lost connection to come back (a broker
+# that is down for good must not hold up every stop by the whole flush time).
+SHUTDOWN_RECONNECT_GRACE = 5.0
 COMMANDS = ("reload", "snapshot", "status")
+# Keys a command payload may carry; anything else (e.g. a "path") is refused, not ignored, so a
+# caller never believes a path it sent was used.
+COMMAND_KEYS = frozenset({"request_id"})
 
 
 class RollingStats:
@@ -83,15 +96,36 @@ class RollingStats:
 
 
 class Daemon:
-    def __init__(self, cfg: Config, config_path: Path | None = None) -> None:
+    """One running daemon; `run()` blocks until SIGTERM, `stop_event`, or the end of a file.
+
+    `notifier`, `stall_timeout` and `shutdown_flush` are parameters so tests can drive the
+    systemd protocol and the hang detection in seconds instead of the production timeouts.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        config_path: Path | None = None,
+        *,
+        notifier: Notifier | None = None,
+        stall_timeout: float = STALL_TIMEOUT,
+        shutdown_flush: float = SHUTDOWN_FLUSH,
+    ) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.stop_event = threading.Event()
-        self.notifier = Notifier()
-        self.watchdog = ProgressWatchdog(self.notifier, STALL_TIMEOUT)
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.watchdog = ProgressWatchdog(self.notifier, stall_timeout)
+        self.shutdown_flush = shutdown_flush
         self.started_at = time.time()
         self.stats = RollingStats()
         self.last_error: str | None = None
+        # Why the camera cannot be opened right now (the source's own `outage` covers a live
+        # stream that drops; this covers a file or device that cannot be opened at all).
+        self._camera_outage: str | None = None
+        self._camera_recoveries = 0
+        self._outbox_problem: str | None = None
+        self._events_live = 0  # published without the durable outbox (it was unusable)
         self._reload_requested = threading.Event()
         self._presence: dict[str, float] = {}  # person -> last seen (wall clock)
         self._presence_lock = threading.Lock()
@@ -108,8 +142,33 @@ class Daemon:
 
     def _prepare_state_dir(self) -> None:
         state = self.cfg.state_path
-        state.mkdir(parents=True, exist_ok=True, mode=0o700)
-        state.chmod(0o700)
+        try:
+            state.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if state.stat().st_mode & 0o777 != 0o700:
+                state.chmod(0o700)
+        except OSError as exc:
+            # A read-only or full disk must not stop recognition: the outbox and the cache
+            # report their own problems and the daemon publishes live.
+            self._report_error(f"state_dir {state}: {exc.strerror or exc}")
+
+    def _open_gallery(self, analyzer: FaceAnalyzer) -> Gallery:
+        try:
+            return Gallery.from_config(self.cfg, analyzer)
+        except (OSError, sqlite3.Error) as exc:
+            # The embedding cache cannot be opened (read-only state_dir, disk full): photos are
+            # analysed at every start instead, and the cache file is left as it was.
+            self._report_error(
+                f"gallery cache in {self.cfg.state_path} unusable, running without it: "
+                f"{getattr(exc, 'strerror', None) or exc}"
+            )
+            rec = self.cfg.recognition
+            return Gallery(
+                Path(self.cfg.gallery.path),
+                self.cfg.gallery,
+                Thresholds(match=rec.match_threshold, unknown=rec.unknown_threshold),
+                analyzer,
+                cache=None,
+            )
 
     def run(self) -> int:
         cfg = self.cfg
@@ -118,7 +177,7 @@ class Daemon:
         self.notifier.status("loading models")
         self.analyzer = FaceAnalyzer.from_config(cfg)
         # The gallery thread gets its own interpreters: TFLite interpreters are not thread-safe.
-        self.gallery = Gallery.from_config(cfg, FaceAnalyzer.from_config(cfg))
+        self.gallery = self._open_gallery(FaceAnalyzer.from_config(cfg))
         self.notifier.status("loading gallery")
         self._on_gallery_update(self.gallery.refresh(time.time()))
         self.watcher = GalleryWatcher.from_gallery_config(self.gallery, self._on_gallery_update)
@@ -168,23 +227,42 @@ class Daemon:
                     cam.source, cam.name, cam.fps_cap, cam.loop, cam.reconnect_max_backoff
                 )
             except OSError as exc:
-                self._report_error(str(exc))
-                self.watchdog.alive(reason="waiting for camera")
-                self.stop_event.wait(backoff)
+                self._camera_down(str(exc), backoff)
                 backoff = min(backoff * 2, cam.reconnect_max_backoff)
                 continue
-            backoff = 0.5
             last_ts = time.time()
             for frame in self._source.frames(self.stop_event):
+                if self._camera_outage is not None:
+                    log.info("camera %s is back after: %s", cam.name, self._camera_outage)
+                    self._camera_outage = None
+                    self._camera_recoveries += 1
+                    backoff = 0.5
                 self._handle_frame(frame)
                 last_ts = frame.timestamp
                 if self._reload_requested.is_set():
                     self._reload()
             self._publish(self.engine.finish(last_ts))
+            vanished = self._source.stats.outage
+            if vanished and not self.stop_event.is_set():
+                # A video file that disappeared mid-run: like a camera unplugged, wait for it.
+                self._camera_down(vanished, backoff)
+                backoff = min(backoff * 2, cam.reconnect_max_backoff)
+                continue
             finished_file = not (cam.loop or self._is_live() or self.stop_event.is_set())
             if finished_file:
                 log.info("end of video file %s: flushing and exiting", cam.source)
                 return
+
+    def _camera_down(self, reason: str, backoff: float) -> None:
+        if self._camera_outage is None:
+            log.warning(
+                "camera %s unavailable: %s; retrying with backoff", self.cfg.camera.name, reason
+            )
+        self._camera_outage = reason
+        self._report_error(reason)
+        # Waiting for a camera is not a hang: restarting the service would not bring it back.
+        self.watchdog.alive(reason="waiting for camera")
+        self.stop_event.wait(backoff)
 
     def _is_live(self) -> bool:
         return is_live_source(self.cfg.camera.source)
@@ -212,9 +290,11 @@ class Daemon:
         for event in events:
             self.stats.events += 1
             try:
-                self.publisher.publish_event(event)
+                durable = self.publisher.publish_event(event)
             except EdgefaceError as exc:
                 self._report_error(str(exc))
+            else:
+                self._note_outbox(durable)
             log.info(
                 "event %s track %d %s score %.3f",
                 event.type,
@@ -249,13 +329,27 @@ class Daemon:
         for person in gone:
             self.publisher.clear_presence(person)
 
+    def _note_outbox(self, durable: bool) -> None:
+        """Track whether events are stored durably; False means sent live (or, offline, lost)."""
+        if durable:
+            if self._outbox_problem is not None:
+                log.info("outbox usable again; events are stored durably")
+                self._outbox_problem = None
+            return
+        self._events_live += 1
+        problem = (
+            f"outbox unusable, events published live: {self.publisher.last_error or 'unknown'}"
+        )
+        if problem != self._outbox_problem:
+            self._outbox_problem = problem
+            self._report_error(problem)
+
     def _heartbeat(self) -> None:
         interval = min(self.notifier.watchdog_interval() or 5.0, 5.0)
         next_status = 0.0
         while not self.stop_event.wait(interval):
             now = time.time()
-            source = self._source
-            if source is None or source.stats.outage:
+            if self._current_outage() is not None:
                 self.watchdog.alive(reason="waiting for camera")
             self.watchdog.tick()
             self._expire_presence(now)
@@ -268,6 +362,22 @@ class Daemon:
         if message != self.last_error:
             log.error("%s", message)
         self.last_error = message
+
+    def _current_outage(self) -> str | None:
+        source = self._source
+        if self._camera_outage is not None:
+            return self._camera_outage
+        if source is None:
+            return "starting"
+        return source.stats.outage
+
+    def _last_error(self) -> str | None:
+        """Current problems first (outbox, MQTT), then the last one the daemon reported."""
+        parts: list[str] = []
+        for part in (self._outbox_problem, self.publisher.last_error, self.last_error):
+            if part and part not in parts and not any(part in p for p in parts):
+                parts.append(part)
+        return "; ".join(parts)[:500] or None
 
     def status(self) -> dict[str, Any]:
         fps, faces_per_s = self.stats.rates()
@@ -285,9 +395,9 @@ class Daemon:
             "events": self.stats.events,
             "camera": {
                 "name": self.cfg.camera.name,
-                "outage": source.stats.outage if source else "starting",
+                "outage": self._current_outage(),
                 "frames_dropped": source.stats.frames_dropped if source else 0,
-                "reconnects": source.stats.reconnects if source else 0,
+                "reconnects": self._camera_recoveries + (source.stats.reconnects if source else 0),
             },
             "gallery": {
                 "version": update.version if update else None,
@@ -300,8 +410,10 @@ class Daemon:
             "models": self.analyzer.model_name,
             "outbox_depth": self.publisher.outbox_depth,
             "outbox_dropped": self.publisher.outbox_dropped,
+            "outbox_ok": self._outbox_problem is None,
+            "events_live": self._events_live,
             "mqtt_connected": self.publisher.connected,
-            "last_error": self.last_error or self.publisher.last_error,
+            "last_error": self._last_error(),
         }
 
     def _status_line(self) -> str:
@@ -349,8 +461,16 @@ class Daemon:
             self.gallery.thresholds = self._thresholds()
             self.watcher.request_refresh()
 
-    def _on_command(self, name: str, _payload: bytes) -> dict[str, Any]:
-        """Answer a command; the publisher has already checked the name and the JSON payload."""
+    def _on_command(self, name: str, payload: bytes) -> dict[str, Any]:
+        """Answer a command; the publisher has already checked the name and the JSON payload.
+
+        No command takes an argument (in particular no file name or path): unexpected keys are
+        refused, so nothing a peer sends can steer a read or write outside our directories.
+        """
+        request = json.loads(payload) if payload.strip() else {}
+        extra = sorted(str(k)[:40] for k in request if k not in COMMAND_KEYS)
+        if extra:
+            return {"ok": False, "error": f"{name} takes no arguments (got: {', '.join(extra)})"}
         if name == "reload":
             self._reload_requested.set()
             return {"ok": True, "message": "reload scheduled"}
@@ -374,9 +494,20 @@ class Daemon:
         self.notifier.stopping("flushing events")
         self.stop_event.set()
         self.watcher.stop()
-        self.publisher.stop(flush_timeout=10.0)
+        deadline = time.monotonic() + self.shutdown_flush
+        # publisher.stop flushes only while connected; a broker that dropped seconds ago is
+        # usually back within paho's first reconnect delays, so give it a short grace first.
+        grace = time.monotonic() + min(self.shutdown_flush, SHUTDOWN_RECONNECT_GRACE)
+        while (
+            self.publisher.outbox_depth > 0
+            and not self.publisher.connected
+            and time.monotonic() < grace
+        ):
+            time.sleep(0.1)
+        self.publisher.stop(flush_timeout=max(0.0, deadline - time.monotonic()))
         log.info("stopped after %d frames, %d events", self.stats.frames, self.stats.events)
 
 
 def run_daemon(config_path: Path | None, cfg: Config) -> int:
+    """The `edgeface run` entry point: blocks until the daemon stops; returns the exit code."""
     return Daemon(cfg, config_path).run()

@@ -49,7 +49,11 @@ def _open(source: str) -> cv2.VideoCapture:
 
 
 class VideoFileSource:
-    """Frames of a video file at `fps_cap` (in video time); loops if asked, else ends."""
+    """Frames of a video file at `fps_cap` (in video time); loops if asked, else ends.
+
+    If the file cannot be opened when `frames` (re)opens it, the iteration ends with
+    `stats.outage` set to the reason: the caller tells that apart from a normal end of file.
+    """
 
     def __init__(
         self,
@@ -69,7 +73,15 @@ class VideoFileSource:
         sequence = 0
         offset = 0.0
         while not stop.is_set():
-            capture = _open(self.path)
+            try:
+                capture = _open(self.path)
+            except OSError as exc:
+                # The file vanished (or became unreadable) after this source was created, e.g.
+                # between two passes of a loop: end the iteration and let the caller retry with
+                # backoff, instead of raising out of the daemon's pipeline loop.
+                self.stats.outage = str(exc)
+                return
+            self.stats.outage = None
             fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
             next_due = 0.0
             index = -1
