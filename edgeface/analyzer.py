@@ -7,6 +7,7 @@ between images (beyond the loaded models).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from edgeface.errors import EdgefaceError
 from edgeface.models import find_model
 from edgeface.runtime import TFLiteModel
 from edgeface.types import AlignedFace, Embedding, Face, ImageBGR
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,10 @@ class FaceAnalyzer:
         threads = cfg.runtime.num_threads
         try:
             emb_model = TFLiteModel(emb_path, threads, delegate)
-        except EdgefaceError:
+        except EdgefaceError as exc:
             if not delegate or cfg.runtime.delegate_fallback == "refuse":
                 raise
+            log.warning("%s; running on the CPU instead (runtime.delegate_fallback: cpu)", exc)
             emb_model = TFLiteModel(emb_path, threads)
         detector = BlazeFaceDetector(
             TFLiteModel(det_path, threads),

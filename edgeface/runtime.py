@@ -7,6 +7,7 @@ Never: model-specific pre/post-processing (that is detect.py / embed.py).
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,9 @@ class TFLiteModel:
         delegates = []
         if delegate:
             try:
+                # Opened with ctypes first: a failed load_delegate leaves an object whose
+                # destructor prints a traceback, so a missing library never gets that far.
+                ctypes.CDLL(delegate)
                 delegates.append(module.load_delegate(delegate))
             except (ValueError, OSError) as exc:
                 raise EdgefaceError(

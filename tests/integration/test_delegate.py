@@ -92,10 +92,6 @@ def test_cli_fallback_runs_on_cpu(tmp_path, photo):
     assert f"{photo}: unknown" in result.stdout  # a face found and embedded, gallery empty
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="analyzer.py falls back silently; needs log.warning on fallback (see the report)",
-)
 def test_cli_fallback_says_so_clearly(tmp_path, photo):
     result = cli(tmp_path, "cpu", "identify", photo)
     warning = [line for line in result.stderr.splitlines() if "runtime.delegate" in line]
@@ -111,11 +107,6 @@ def test_cli_refuse_exits_with_the_error_line(tmp_path, command):
     assert lines[0].startswith(f"edgeface: runtime.delegate '{MISSING}': could not be loaded")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ai-edge-litert prints a Delegate.__del__ traceback after a failed load_delegate;"
-    " runtime.py can pre-load with ctypes.CDLL (see the report)",
-)
 def test_cli_refuse_prints_no_traceback(tmp_path):
     result = cli(tmp_path, "refuse", "identify", "x.jpg")
     assert "Traceback" not in result.stderr, result.stderr
