@@ -295,7 +295,9 @@ def edgeface_run(embedder: str, images: list[Path], video: Path | None,
     result["video"] = None
     if video:
         capture = cv2.VideoCapture(str(video))
-        process, decode, counts = [], [], []
+        process: list[float] = []
+        decode: list[float] = []
+        counts: list[int] = []
         while max_frames is None or len(process) < max_frames:
             t0 = time.perf_counter()
             ok, frame = capture.read()
@@ -401,7 +403,7 @@ def format_report(report: dict[str, Any]) -> str:
         )
     for name, p in report["pipelines"].items():
         if p.get("install_note"):
-            lines.append(f"{name}: {p['install_note']}")
+            lines.append(f"{name} install: {p['install_note']}")
     if report["ratios"]:
         lines += ["", "speed ratios from this run (median frames/s; faces/s in brackets)"]
         for key, r in report["ratios"].items():

