@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ class UnknownStore:
         self.clock = clock
         self.max_crops = max_crops
         self._tracks: dict[int, tuple[str, float, float]] = {}  # track -> key, weight, first seen
+        # add() runs on the pipeline thread, expire() on the heartbeat: both touch _tracks.
+        self._lock = threading.Lock()
 
     def _ensure_dir(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
@@ -129,7 +132,8 @@ class UnknownStore:
         Returns True when it was written. Never raises for a full or unwritable disk: the daemon
         must keep recognising, so that is logged and False returned.
         """
-        known = self._tracks.get(track_id)
+        with self._lock:
+            known = self._tracks.get(track_id)
         if known is not None and weight <= known[1]:
             return False
         key = known[0] if known else f"{int(ts * 1000):013d}-{os.getpid()}-{track_id}"
@@ -152,7 +156,8 @@ class UnknownStore:
         except OSError as exc:
             log.warning("unknowns: cannot keep a crop in %s (%s)", self.root, exc.strerror or exc)
             return False
-        self._tracks[track_id] = (key, float(weight), first_seen)
+        with self._lock:
+            self._tracks[track_id] = (key, float(weight), first_seen)
         return True
 
     def expire(self, now: float | None = None) -> int:
@@ -367,6 +372,9 @@ def _threshold(args: argparse.Namespace, cfg: object) -> float:
     explicit = getattr(args, "threshold", None)
     if explicit is not None:
         return float(explicit)
+    configured = getattr(getattr(cfg, "unknowns", None), "cluster_threshold", None)
+    if configured is not None:
+        return float(configured)
     recognition = getattr(cfg, "recognition", None)
     return float(getattr(recognition, "match_threshold", 0.6))
 
