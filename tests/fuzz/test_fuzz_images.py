@@ -1,0 +1,73 @@
+"""Runs the atheris image/face-pipeline harness for a bounded time (issue 6).
+
+30 s by default (EDGEFACE_FUZZ_SECONDS overrides; EDGEFACE_SOAK=1 makes it 600 s). The seed
+corpus is a small real face (scikit-image's astronaut) as JPEG, PNG and WebP, plus a PNG header
+that claims a huge image, so mutations start from inputs that reach the detector.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import pytest
+
+pytest.importorskip("atheris", reason="atheris not installed (pip install atheris)")
+
+HARNESS = Path(__file__).with_name("fuzz_images.py")
+SECONDS = int(
+    os.environ.get(
+        "EDGEFACE_FUZZ_SECONDS", "600" if os.environ.get("EDGEFACE_SOAK") == "1" else "30"
+    )
+)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _seed_corpus(folder: Path) -> None:
+    skdata = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) not installed")
+    face = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)[0:260, 100:330]
+    face = cv2.resize(face, (96, 108))
+    for ext, params in ((".jpg", [cv2.IMWRITE_JPEG_QUALITY, 60]), (".png", []), (".webp", [])):
+        ok, data = cv2.imencode(ext, face, params)
+        assert ok
+        (folder / f"face{ext}").write_bytes(data.tobytes())
+    bomb = b"\x89PNG\r\n\x1a\n" + _png_chunk(
+        b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    )
+    (folder / "bomb.png").write_bytes(bomb + _png_chunk(b"IEND", b""))
+
+
+def test_fuzz_decode_and_analyze(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _seed_corpus(corpus)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(HARNESS),
+            str(corpus),
+            f"-max_total_time={SECONDS}",
+            "-timeout=20",
+            "-rss_limit_mb=3072",
+            "-max_len=200000",
+            f"-artifact_prefix={artifacts}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 120,
+    )
+    findings = sorted(p.name for p in artifacts.iterdir())
+    assert result.returncode == 0 and not findings, (findings, result.stderr[-4000:])
+    runs = [line for line in result.stderr.splitlines() if line.startswith("Done ")]
+    assert runs, result.stderr[-2000:]
+    print(runs[-1])
