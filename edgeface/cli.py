@@ -309,6 +309,18 @@ def _sample_video() -> Path:
     return video
 
 
+def cmd_unknown_list(args: argparse.Namespace) -> int:
+    from edgeface.unknowns import cmd_unknown_list as run
+
+    return run(args)
+
+
+def cmd_unknown_name(args: argparse.Namespace) -> int:
+    from edgeface.unknowns import cmd_unknown_name as run
+
+    return run(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from edgeface.demo import run_demo
     from edgeface.logsetup import setup_logging
@@ -408,6 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config")
     bench.add_argument("--json", help="write the full report here")
     bench.set_defaults(func=cmd_bench)
+
+    unknown = sub.add_parser(
+        "unknown", help="unknown visitors kept by the daemon (unknowns.enabled)"
+    )
+    usub = unknown.add_subparsers(dest="unknown_command", required=True)
+    ulist = usub.add_parser("list", help="groups of unknown visitors, largest first")
+    uname = usub.add_parser("name", help="enroll a group: move its crops to GALLERY/NAME/")
+    uname.add_argument("cluster")
+    uname.add_argument("name")
+    uname.add_argument("--gallery")
+    for p in (ulist, uname):
+        p.add_argument("--config")
+        p.add_argument("--state-dir")
+        p.add_argument("--threshold", type=float)
+    ulist.set_defaults(func=cmd_unknown_list)
+    uname.set_defaults(func=cmd_unknown_name)
 
     demo = sub.add_parser("demo", help="the daemon end to end on a sample video, own broker")
     demo.add_argument(

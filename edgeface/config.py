@@ -107,6 +107,27 @@ class MqttConfig:
     snapshots: bool = False
     status_interval: float = field(default=30.0, metadata=_range(1, 86400))
     presence_timeout: float = field(default=300.0, metadata=_range(1, 864000))
+    ha_discovery: bool = False
+    ha_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus endpoint with the figures of `status` (needs the `metrics` extra)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = field(default=9420, metadata=_range(1, 65535))
+
+
+@dataclass(frozen=True)
+class UnknownsConfig:
+    """Keeping the best crop of each unknown visitor, grouped, so they can be enrolled later."""
+
+    enabled: bool = False
+    retention: float = field(default=7 * 86400.0, metadata=_range(60, 365 * 86400))
+    max_crops: int = field(default=1000, metadata=_range(1, 1_000_000))
+    cluster_threshold: float | None = field(default=None, metadata=_range(-1, 1))
 
 
 @dataclass(frozen=True)
@@ -125,6 +146,8 @@ class Config:
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    unknowns: UnknownsConfig = field(default_factory=UnknownsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -188,7 +211,9 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
-            full = f"{prefix}.{key}" if prefix else str(key)
+            # repr() for odd keys keeps the message on one line (a key may hold a newline).
+            shown = key if isinstance(key, str) and key.isprintable() else repr(key)
+            full = f"{prefix}.{shown}" if prefix else str(shown)
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{full}: unknown key (known here: {known})")
     values = {}
@@ -215,6 +240,10 @@ def _check_consistency(cfg: Config) -> None:
             f"mqtt.topic_prefix: expected a topic without # or +, got {cfg.mqtt.topic_prefix!r}"
         )
     mqtt = cfg.mqtt
+    if not mqtt.ha_prefix or any(c in mqtt.ha_prefix for c in "#+"):
+        raise ConfigError(
+            f"mqtt.ha_prefix: expected a topic without # or +, got {mqtt.ha_prefix!r}"
+        )
     if (mqtt.password_file or mqtt.password_env) and not mqtt.username:
         raise ConfigError("mqtt.username: a password is configured, so a username is expected")
     tls = mqtt.tls

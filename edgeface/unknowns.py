@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edgeface.config import Config, load_config
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.tools import PERSON_DIR_MODE, PHOTO_MODE, check_person_name
 from edgeface.types import Box, Embedding, ImageBGR
@@ -358,8 +359,6 @@ def _ago(seconds: float) -> str:
 
 def _store_from_args(args: argparse.Namespace) -> tuple[UnknownStore, Path]:
     """The store and gallery of `--config` (state_dir, gallery.path, match threshold)."""
-    from edgeface.config import Config, load_config
-
     cfg = load_config(Path(args.config)) if getattr(args, "config", None) else Config()
     state = Path(getattr(args, "state_dir", None) or cfg.state_dir)
     gallery = Path(getattr(args, "gallery", None) or cfg.gallery.path)
@@ -368,15 +367,13 @@ def _store_from_args(args: argparse.Namespace) -> tuple[UnknownStore, Path]:
     return store, gallery
 
 
-def _threshold(args: argparse.Namespace, cfg: object) -> float:
+def _threshold(args: argparse.Namespace, cfg: Config) -> float:
     explicit = getattr(args, "threshold", None)
     if explicit is not None:
         return float(explicit)
-    configured = getattr(getattr(cfg, "unknowns", None), "cluster_threshold", None)
-    if configured is not None:
-        return float(configured)
-    recognition = getattr(cfg, "recognition", None)
-    return float(getattr(recognition, "match_threshold", 0.6))
+    if cfg.unknowns.cluster_threshold is not None:
+        return cfg.unknowns.cluster_threshold
+    return cfg.recognition.match_threshold
 
 
 def cmd_unknown_list(args: argparse.Namespace) -> int:

@@ -302,6 +302,13 @@ class MqttPublisher:
     def publish_status(self, payload: dict[str, Any]) -> None:
         self._set_retained(self.topic_status, json.dumps(payload).encode("utf-8"))
 
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        """Retained state outside the device's topics (HA discovery); republished on every
+        connect. An empty payload deletes the retained message."""
+        if not topic or "#" in topic or "+" in topic:
+            raise ValueError(f"not a topic to publish to: {topic!r}")
+        self._set_retained(topic, payload)
+
     def publish_snapshot(self, event_id: str, jpeg: bytes) -> bool:
         """Best effort, QoS 0, not stored: True if handed to the connection."""
         if not event_id or _TOPIC_UNSAFE.search(event_id) or len(event_id) > 128:
