@@ -4,7 +4,8 @@ Normal mode: 1,500 frames (about a minute here). EDGEFACE_SOAK=1: 50,000 frames 
 minutes on a 2-core x86; longer on a Pi). Resident memory and open file descriptors are sampled
 from /proc against the daemon's own frame counter (retained status); their least-squares slopes
 per 1,000 frames are printed and bounded, and the thread count must stay flat.
-Set EDGEFACE_SOAK_REPORT=<file> to also get the samples and figures as JSON.
+Set EDGEFACE_SOAK_REPORT=<file> to also get the samples and figures as JSON, and
+EDGEFACE_SOAK_FRAMES=<n> for a run of another length.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from integration.test_faults_support import (
     write_config,
 )
 
-FRAMES = 50_000 if SOAK else 1_500
+FRAMES = int(os.environ.get("EDGEFACE_SOAK_FRAMES", 50_000 if SOAK else 1_500))
 # Growth allowed per 1,000 frames after warm-up. The short run sees allocator and cache
 # warm-up that a long run amortises, so its bounds are looser; what they catch is a per-frame
 # leak (a frame or crop kept per frame is ~0.3-1 MiB, i.e. >300 MiB per 1,000 frames).
