@@ -126,6 +126,8 @@ class Daemon:
         self._camera_recoveries = 0
         self._outbox_problem: str | None = None
         self._events_live = 0  # published without the durable outbox (it was unusable)
+        # ...of which the broker was not connected either: those could not be delivered at all
+        self._events_lost = 0
         self._reload_requested = threading.Event()
         self._presence: dict[str, float] = {}  # person -> last seen (wall clock)
         self._presence_lock = threading.Lock()
@@ -337,6 +339,8 @@ class Daemon:
                 self._outbox_problem = None
             return
         self._events_live += 1
+        if not self.publisher.connected:
+            self._events_lost += 1
         problem = (
             f"outbox unusable, events published live: {self.publisher.last_error or 'unknown'}"
         )
@@ -412,6 +416,7 @@ class Daemon:
             "outbox_dropped": self.publisher.outbox_dropped,
             "outbox_ok": self._outbox_problem is None,
             "events_live": self._events_live,
+            "events_lost": self._events_lost,
             "mqtt_connected": self.publisher.connected,
             "last_error": self._last_error(),
         }

@@ -262,6 +262,7 @@ def test_read_only_state_dir(
             status = wait_status(recorder, lambda s: bool(s["last_error"]), 30, "last_error")
             assert "outbox" in status["last_error"] and "Read-only" in status["last_error"]
             assert status["outbox_ok"] is False and status["events_live"] >= 2
+            assert status["events_lost"] == 0
             assert status["gallery"]["people"] == 1
             live = len(second.logged_events())
             recorder.wait_for_count(EVENTS, live, timeout=20)
