@@ -1,6 +1,6 @@
 """Runs the atheris image/face-pipeline harness for a bounded time (issue 6).
 
-30 s by default (EDGEFACE_FUZZ_SECONDS overrides; EDGEFACE_SOAK=1 makes it 600 s). The seed
+20 s by default (EDGEFACE_FUZZ_SECONDS overrides; EDGEFACE_SOAK=1 makes it 600 s). The seed
 corpus is a small real face (scikit-image's astronaut) as JPEG, PNG and WebP, plus a PNG header
 that claims a huge image, so mutations start from inputs that reach the detector.
 """
@@ -22,7 +22,7 @@ pytest.importorskip("atheris", reason="atheris not installed (pip install atheri
 HARNESS = Path(__file__).with_name("fuzz_images.py")
 SECONDS = int(
     os.environ.get(
-        "EDGEFACE_FUZZ_SECONDS", "600" if os.environ.get("EDGEFACE_SOAK") == "1" else "30"
+        "EDGEFACE_FUZZ_SECONDS", "600" if os.environ.get("EDGEFACE_SOAK") == "1" else "20"
     )
 )
 
