@@ -315,9 +315,14 @@ def test_disk_full_keeps_publishing(
         logged = daemon.logged_events()
         recorder.wait_for_count(EVENTS, len(logged), timeout=30)
         time.sleep(0.5)
-        assert_once_in_order(received_events(recorder), logged)
+        received = received_events(recorder)
+        assert_once_in_order(received, logged)
         assert sqlite_check(state / "gallery-cache.sqlite3", "analyses") == cached
-        assert sqlite_check(state / "outbox.sqlite3", "outbox") == 0
+        # A delivery acknowledged while the disk was full cannot be deleted from the outbox
+        # (sqlite needs space to delete): such rows stay and are sent again at the next start,
+        # a duplicate by id that subscribers drop. Never an event that was not delivered.
+        leftover = outbox_ids(state)
+        assert set(leftover) <= {e["id"] for e in received}, "undelivered rows left behind"
         assert "Traceback" not in daemon.log()
     finally:
         mount.undo()
