@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.matcher import Matcher, Thresholds
+from edgeface.models import find_model
 from edgeface.pipeline.engine import Engine
 from edgeface.pipeline.tracker import Tracker, TrackerSettings
 from edgeface.runtime import runtime_info
@@ -163,6 +165,35 @@ def _event(person: str | None, score: float, box: Box) -> Event:
     return Event("id", "recognized", 1, person, score, None, box, "cam", "dev", time.time(), "m")
 
 
+def model_gflops(path: Path) -> float | None:
+    """Multiply-adds x 2 of the convolutions and fully connected layers, from the model graph.
+
+    Uses the interpreter's op listing (`_get_ops_details`, the same the TFLite analyzer uses);
+    None where a runtime does not offer it.
+    """
+    module = importlib.import_module(f"{runtime_info().module}.interpreter")
+    interpreter = module.Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    ops = getattr(interpreter, "_get_ops_details", None)
+    if ops is None:
+        return None
+    shapes = {d["index"]: d["shape"] for d in interpreter.get_tensor_details()}
+    total = 0.0
+    for op in ops():
+        name, inputs, outputs = op["op_name"], op["inputs"], op["outputs"]
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        weights, out = shapes[inputs[1]], shapes[outputs[0]]
+        if name == "CONV_2D":
+            per_output = float(np.prod(weights[1:]))
+        elif name == "DEPTHWISE_CONV_2D":
+            per_output = float(weights[1] * weights[2])
+        else:
+            per_output = float(weights[1])
+        total += 2.0 * float(np.prod(out)) * float(per_output)
+    return total / 1e9
+
+
 def bench_matcher(sizes: list[int], probes: int = 200, seed: int = 0) -> list[dict[str, Any]]:
     """Match latency per probe against N templates (5 per person), random unit vectors."""
     rng = np.random.default_rng(seed)
@@ -193,6 +224,7 @@ def bench_matcher(sizes: list[int], probes: int = 200, seed: int = 0) -> list[di
 def run_bench(
     cfg: Config, video: Path, embedders: list[str], detectors: list[str], repeat: int
 ) -> dict[str, Any]:
+    cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
     report: dict[str, Any] = {
         "machine": machine(),
         "threads": cfg.runtime.num_threads,
@@ -212,7 +244,15 @@ def run_bench(
                 analyzer, video, gallery, TrackerSettings(**dataclasses.asdict(cfg.tracking))
             )
             result.update(
-                {"detector": detector, "embedder": embedder, "model_load_s": round(load, 3)}
+                {
+                    "detector": detector,
+                    "embedder": embedder,
+                    "model_load_s": round(load, 3),
+                    "gflops": {
+                        "detector": model_gflops(find_model(detector, cache)[0]),
+                        "embedder": model_gflops(find_model(embedder, cache)[0]),
+                    },
+                }
             )
             report["variants"].append(result)
     report["matcher"] = bench_matcher([100, 1_000, 10_000, 50_000, 100_000])
@@ -249,6 +289,19 @@ def format_bench(report: dict[str, Any]) -> str:
             f" {cell('decode'):>12} {cell('detect'):>12} {cell('align'):>11} {cell('embed'):>12}"
             f" {cell('match'):>11}"
         )
+    lines += [
+        "",
+        "model cost (GFLOP = multiply-adds x 2, per frame / per face) and effective speed",
+    ]
+    for v in report["variants"]:
+        g, stages = v["gflops"], v["stages"]
+        det_ms = stages["detect"]["median_ms"]
+        emb_ms = stages.get("embed", {}).get("median_ms", 0.0)
+        if g["detector"] and g["embedder"] and det_ms and emb_ms:
+            lines.append(
+                f"{v['detector']:<16} {g['detector']:.3f} GFLOP ({g['detector'] / det_ms * 1000:.1f} GFLOP/s)"
+                f"   {v['embedder']:<16} {g['embedder']:.3f} GFLOP ({g['embedder'] / emb_ms * 1000:.1f} GFLOP/s)"
+            )
     lines += [
         "",
         "the daemon's pipeline (tracking; only new, undecided and re-checked faces embedded)",
