@@ -79,10 +79,16 @@ class Letterbox:
     pad_y: float
 
 
-def letterbox(image: ImageBGR, size: int) -> tuple[npt.NDArray[np.float32], Letterbox]:
-    """Resize keeping aspect ratio, pad to size x size, RGB scaled to [-1, 1]."""
+def letterbox(
+    image: ImageBGR, size: int, shrink: float = 1.0
+) -> tuple[npt.NDArray[np.float32], Letterbox]:
+    """Resize keeping aspect ratio, centre on a size x size canvas, RGB scaled to [-1, 1].
+
+    `shrink` > 1 leaves that much more border around the image (the padded retry), computed on
+    the small canvas so a huge or extremely thin image never needs a huge intermediate.
+    """
     h, w = image.shape[:2]
-    scale = size / max(h, w)
+    scale = size / (max(h, w) * shrink)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
@@ -151,15 +157,7 @@ class BlazeFaceDetector:
 
     def _detect_once(self, image: ImageBGR, canvas_factor: float) -> list[Face]:
         size = self.spec.input_size
-        h, w = image.shape[:2]
-        offset_x = offset_y = 0
-        if canvas_factor != 1.0:
-            side = round(max(h, w) * canvas_factor)
-            offset_x, offset_y = (side - w) // 2, (side - h) // 2
-            padded = np.zeros((side, side, 3), dtype=np.uint8)
-            padded[offset_y : offset_y + h, offset_x : offset_x + w] = image
-            image = padded
-        tensor, box = letterbox(image, size)
+        tensor, box = letterbox(image, size, shrink=canvas_factor)
         outputs = self.model.run(tensor[np.newaxis])
         raw_boxes, raw_scores = _split_outputs(outputs)
         decoded = self._decode(raw_boxes)
@@ -171,8 +169,8 @@ class BlazeFaceDetector:
         faces = []
         for row, score in merged:
             pts = row.reshape(-1, 2) * size
-            pts[:, 0] = (pts[:, 0] - box.pad_x) / box.scale - offset_x
-            pts[:, 1] = (pts[:, 1] - box.pad_y) / box.scale - offset_y
+            pts[:, 0] = (pts[:, 0] - box.pad_x) / box.scale
+            pts[:, 1] = (pts[:, 1] - box.pad_y) / box.scale
             (x1, y1), (x2, y2) = pts[0], pts[1]
             face_box = Box(float(x1), float(y1), float(x2 - x1), float(y2 - y1))
             if min(face_box.w, face_box.h) < self.settings.min_face_px:

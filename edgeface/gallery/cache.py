@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.sqlitefiles import DamagedError, is_damage
 from edgeface.types import Box, Embedding
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class EmbeddingCache:
                     (sha256, version),
                 ).fetchone()
             except sqlite3.DatabaseError as exc:
-                self._rebuild(exc)
+                self._rebuild_or_warn(exc)
                 return None
         return _row_to_analysis(row) if row else None
 
@@ -103,7 +104,7 @@ class EmbeddingCache:
                         )
                     return
                 except sqlite3.DatabaseError as exc:
-                    if attempt == 2:
+                    if attempt == 2 or not is_damage(exc):
                         # The results are still in memory; only the next restart recomputes.
                         log.warning("%s: cannot write the embedding cache (%s)", self.path, exc)
                         return
@@ -120,7 +121,7 @@ class EmbeddingCache:
                     cur = self._conn.execute("DELETE FROM analyses WHERE version != ?", (version,))
                 return cur.rowcount
             except sqlite3.DatabaseError as exc:
-                self._rebuild(exc)
+                self._rebuild_or_warn(exc)
                 return 0
 
     def __len__(self) -> int:
@@ -128,7 +129,7 @@ class EmbeddingCache:
             try:
                 return int(self._conn.execute("SELECT COUNT(*) FROM analyses").fetchone()[0])
             except sqlite3.DatabaseError as exc:
-                self._rebuild(exc)
+                self._rebuild_or_warn(exc)
                 return 0
 
     # -- opening and recovery -------------------------------------------------------------
@@ -138,6 +139,8 @@ class EmbeddingCache:
         try:
             return self._connect()
         except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise  # full or read-only disk: the caller runs without the cache
             self._move_aside(exc)
             return self._connect()
 
@@ -152,10 +155,10 @@ class EmbeddingCache:
             conn.execute("PRAGMA synchronous = NORMAL")
             check = conn.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
+                raise DamagedError(f"quick_check: {check[0] if check else 'no answer'}")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, _SCHEMA_VERSION):
-                raise sqlite3.DatabaseError(f"unknown schema version {version}")
+                raise DamagedError(f"unknown schema version {version}")
             with conn:
                 conn.execute(_SCHEMA)
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
@@ -180,6 +183,13 @@ class EmbeddingCache:
                     os.replace(src, Path(f"{aside}{suffix}"))
                 except OSError:
                     src.unlink(missing_ok=True)
+
+    def _rebuild_or_warn(self, exc: sqlite3.DatabaseError) -> None:
+        """A damaged file is rebuilt; a full or read-only disk only costs this cache entry."""
+        if is_damage(exc):
+            self._rebuild(exc)
+        else:
+            log.warning("%s: embedding cache not usable right now (%s)", self.path, exc)
 
     def _rebuild(self, exc: Exception) -> None:
         """Called with the lock held when a query hits a damaged file."""

@@ -461,6 +461,9 @@ class MqttPublisher:
 
     def _run_sender(self) -> None:
         inflight: dict[int, int] = {}  # paho mid -> outbox seq, owned by this thread only
+        # Delivered rows whose deletion failed (disk full): retried, or they would be sent
+        # again at the next start (a duplicate by id, never a loss).
+        undeleted: list[int] = []
         last_handed = 0
         seen_generation = 0
         hold = False
@@ -483,7 +486,8 @@ class MqttPublisher:
                 if failed:
                     # Retrying a message the broker refuses would block every later event.
                     log.error("MQTT broker refused event row %d (%s); dropping it", seq, reason)
-                self._ack_row(seq)
+                undeleted.append(seq)
+            undeleted = [seq for seq in undeleted if not self._ack_row(seq)]
             if generation != seen_generation:
                 seen_generation = generation
                 # paho resends what it holds, in order, right after the CONNACK; anything newer
@@ -511,15 +515,18 @@ class MqttPublisher:
                 inflight[info.mid] = row.seq
                 last_handed = row.seq
 
-    def _ack_row(self, seq: int) -> None:
+    def _ack_row(self, seq: int) -> bool:
+        """Delete a delivered row; False if the outbox could not (try again later)."""
         if self._outbox is None:
-            return
+            return True
         try:
             self._outbox.ack(seq)
         except OutboxError as exc:
             self._note_outbox_error(str(exc))
+            return False
         with self._cond:
             self._cond.notify_all()  # stop() waits for the depth to reach zero
+        return True
 
     def _poke(self) -> None:
         with self._cond:

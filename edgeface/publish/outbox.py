@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from edgeface.errors import EdgefaceError
+from edgeface.sqlitefiles import DamagedError, is_damage
 
 log = logging.getLogger(__name__)
 
@@ -47,24 +48,6 @@ CREATE TABLE IF NOT EXISTS meta (
 
 class OutboxError(EdgefaceError):
     """The outbox cannot store a row (disk full, read-only, I/O error); existing rows are intact."""
-
-
-class _DamagedError(sqlite3.DatabaseError):
-    """The file opened but is not a healthy outbox."""
-
-
-# SQLITE_CORRUPT and SQLITE_NOTADB: the file's content is bad, as opposed to e.g. SQLITE_CANTOPEN
-# or SQLITE_READONLY, where moving a healthy file aside would lose rows for nothing.
-_DAMAGE_CODES = (11, 26)
-
-
-def _is_damage(exc: sqlite3.Error) -> bool:
-    if isinstance(exc, _DamagedError):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (code & 0xFF) in _DAMAGE_CODES
-    return type(exc) is sqlite3.DatabaseError
 
 
 @dataclass(frozen=True)
@@ -244,7 +227,7 @@ class Outbox:
         try:
             return self._open()
         except sqlite3.Error as exc:
-            if not _is_damage(exc):
+            if not is_damage(exc):
                 raise OutboxError(f"outbox {self._path}: cannot be opened ({exc})") from exc
             aside = self._move_aside()
             log.warning(
@@ -265,11 +248,11 @@ class Outbox:
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
             if not mode or str(mode[0]).lower() != "wal":
-                raise _DamagedError(f"cannot enable WAL (journal_mode={mode})")
+                raise DamagedError(f"cannot enable WAL (journal_mode={mode})")
             conn.execute("PRAGMA synchronous=FULL")
             check = conn.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
-                raise _DamagedError(f"integrity check failed: {check}")
+                raise DamagedError(f"integrity check failed: {check}")
             conn.executescript(_SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -278,7 +261,7 @@ class Outbox:
             try:
                 conn.execute("SELECT seq, topic, payload, qos, retain, created FROM outbox LIMIT 1")
             except sqlite3.OperationalError as exc:
-                raise _DamagedError(f"unexpected table layout ({exc})") from exc
+                raise DamagedError(f"unexpected table layout ({exc})") from exc
         except sqlite3.Error:
             conn.close()
             raise

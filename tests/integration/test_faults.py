@@ -400,11 +400,6 @@ def test_hung_inference_starves_the_watchdog_but_a_camera_outage_does_not(
     assert not thread.is_alive()
 
 
-@pytest.mark.xfail(
-    strict=False,  # passes when sqlite happens to find room for the new row
-    reason="gallery/cache.py treats SQLITE_FULL as damage: moves the cache aside, then the "
-    "rebuild fails and every refresh fails until space returns (reported, not my file)",
-)
 def test_disk_full_while_the_gallery_changes_keeps_the_cache(
     tmp_path: Path, scene: Scene, mosquitto: Any
 ) -> None:
