@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
@@ -36,10 +36,15 @@ from edgeface.gallery.watcher import GalleryWatcher
 from edgeface.logsetup import add_secret
 from edgeface.pipeline.capture import FrameSource, is_live_source, open_source
 from edgeface.pipeline.engine import Engine, FrameResult
-from edgeface.pipeline.tracker import Tracker, TrackerSettings
+from edgeface.pipeline.tracker import Tracker, TrackerSettings, vote_weight
+from edgeface.publish import discovery
 from edgeface.publish.mqtt import MqttPublisher
 from edgeface.systemd import Notifier, ProgressWatchdog
 from edgeface.types import Event, Frame
+from edgeface.unknowns import UnknownStore, enrollment_crop
+
+if TYPE_CHECKING:
+    from edgeface.publish.metrics import MetricsExporter
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +140,9 @@ class Daemon:
         self._source: FrameSource | None = None
         self._gallery_update: GalleryUpdate | None = None
         self._matcher = Matcher.empty(self._thresholds())
+        self._discovered_people: list[str] = []
+        self.metrics: MetricsExporter | None = None
+        self.unknowns: UnknownStore | None = None
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -172,6 +180,43 @@ class Daemon:
                 cache=None,
             )
 
+    def _start_optional_features(self) -> None:
+        cfg = self.cfg
+        if cfg.unknowns.enabled:
+            self.unknowns = UnknownStore(
+                cfg.state_path,
+                cfg.unknowns.retention,
+                cfg.unknowns.cluster_threshold or cfg.recognition.match_threshold,
+                max_crops=cfg.unknowns.max_crops,
+            )
+        if cfg.metrics.enabled:
+            from edgeface.publish.metrics import MetricsExporter  # needs the `metrics` extra
+
+            self.metrics = MetricsExporter(cfg.metrics.port, cfg.metrics.host)
+        self._publish_discovery()
+
+    def _publish_discovery(self) -> None:
+        """Home Assistant entities for this device; people who left the gallery are removed."""
+        publisher = getattr(self, "publisher", None)  # the first gallery load comes before it
+        m = self.cfg.mqtt
+        if publisher is None or not m.ha_discovery:
+            return
+        people = list(self._matcher.person_names)
+        device = self.cfg.device
+        messages = discovery.removals(device.id, self._discovered_people, people, m.ha_prefix)
+        messages += discovery.discovery_messages(
+            device.id,
+            device.name,
+            m.topic_prefix,
+            [self.cfg.camera.name],
+            people,
+            m.ha_prefix,
+            int(3 * m.status_interval),
+        )
+        for topic, payload in messages:
+            publisher.publish_retained(topic, payload)
+        self._discovered_people = people
+
     def run(self) -> int:
         cfg = self.cfg
         add_secret(read_password(cfg.mqtt))
@@ -186,6 +231,7 @@ class Daemon:
         self.publisher = MqttPublisher(cfg.mqtt, cfg.device.id, cfg.state_path)
         self.publisher.set_command_handler(self._on_command, commands=COMMANDS)
         self.publisher.start()
+        self._start_optional_features()
         self.engine = Engine(
             self.analyzer,
             lambda: self._matcher,
@@ -280,6 +326,8 @@ class Daemon:
             self._report_error(f"frame {frame.sequence}: {type(exc).__name__}: {exc}")
             return
         self.stats.add(time.time(), result, time.perf_counter() - start)
+        if self.unknowns is not None:
+            self._keep_unknowns(frame, result)
         if self.cfg.mqtt.snapshots:
             for event_id, face in result.best_faces.items():
                 crop = cv2.cvtColor(face.aligned.crop_rgb, cv2.COLOR_RGB2BGR)
@@ -287,6 +335,19 @@ class Daemon:
                 if ok:
                     self.publisher.publish_snapshot(event_id, jpeg.tobytes())
         self._publish(result.events)
+
+    def _keep_unknowns(self, frame: Frame, result: FrameResult) -> None:
+        assert self.unknowns is not None
+        for event in result.events:
+            face = result.best_faces.get(event.id)
+            if event.type == "unknown" and face is not None:
+                self.unknowns.add(
+                    event.track_id,
+                    face.embedding,
+                    enrollment_crop(frame.image, face.face.box),
+                    vote_weight(face.face, face.aligned.sharpness),
+                    event.ts,
+                )
 
     def _publish(self, events: list[Event]) -> None:
         for event in events:
@@ -359,7 +420,12 @@ class Daemon:
             self._expire_presence(now)
             if now >= next_status:
                 next_status = now + self.cfg.mqtt.status_interval
-                self.publisher.publish_status(self.status())
+                status = self.status()
+                self.publisher.publish_status(status)
+                if self.metrics is not None:
+                    self.metrics.update(status)
+                if self.unknowns is not None:
+                    self.unknowns.expire(now)
                 self.notifier.status(self._status_line())
 
     def _report_error(self, message: str) -> None:
@@ -438,6 +504,7 @@ class Daemon:
             update.report.usable_templates,
             len(update.report.problems),
         )
+        self._publish_discovery()
 
     def _reload(self) -> None:
         self._reload_requested.clear()
@@ -450,7 +517,16 @@ class Daemon:
                     new = self.cfg
                 restart_needed = [
                     key
-                    for key in ("device", "camera", "models", "runtime", "mqtt", "state_dir")
+                    for key in (
+                        "device",
+                        "camera",
+                        "models",
+                        "runtime",
+                        "mqtt",
+                        "state_dir",
+                        "metrics",
+                        "unknowns",
+                    )
                     if getattr(new, key) != getattr(self.cfg, key)
                 ]
                 if restart_needed:
@@ -510,6 +586,8 @@ class Daemon:
         ):
             time.sleep(0.1)
         self.publisher.stop(flush_timeout=max(0.0, deadline - time.monotonic()))
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("stopped after %d frames, %d events", self.stats.frames, self.stats.events)
 
 
