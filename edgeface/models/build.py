@@ -527,8 +527,13 @@ class VerifyRow:
     problem: str = ""
 
     @property
+    def usable(self) -> bool:
+        """Built, loads in the runtime, and is the file the manifest pins (if it pins one)."""
+        return self.built and self.loads and self.checksum != "mismatch"
+
+    @property
     def ok(self) -> bool:
-        return self.built and self.loads and self.checksum != "mismatch" and not self.problem
+        return self.usable and not self.problem
 
 
 def _graph_reference(graph: Path, crops: list[ImageBGR]) -> npt.NDArray[np.float32]:
