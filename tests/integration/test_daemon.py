@@ -223,9 +223,17 @@ def test_broker_restarted_while_events_are_due(tmp_path, sample_scene, mosquitto
             proc.kill()
     recorder.wait_for_count(f"edgeface/{DEVICE}/events", 4, timeout=30)
     time.sleep(0.5)
-    events = events_of(recorder)
-    assert len({e["id"] for e in events}) == len(events) == 4, "exactly once by id"
-    assert summary(events)[:2] == [("recognized", person), ("left", person)]
+    received = events_of(recorder)
+    # QoS 1 is at-least-once: a message in flight when the broker stops may arrive twice, with
+    # the same id, which is what subscribers de-duplicate on. Nothing may be missing or invented.
+    events = list({e["id"]: e for e in received}.values())
+    assert len(events) == 4
+    assert summary(events) == [
+        ("recognized", person),
+        ("left", person),
+        ("unknown", None),
+        ("left", None),
+    ]
 
 
 def test_sigterm_flushes_and_exits_zero(tmp_path, sample_scene, mosquitto, recorder_factory):
