@@ -24,7 +24,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -39,6 +38,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edgeface.analyzer import FaceAnalyzer  # noqa: E402
+from edgeface.bench import machine as bench_machine  # noqa: E402
 from edgeface.cli import format_eval_table  # noqa: E402
 from edgeface.config import Config  # noqa: E402
 from edgeface.errors import EdgefaceError  # noqa: E402
@@ -356,26 +356,7 @@ def video_summary(video: dict[str, Any]) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    rt = runtime_info()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "runtime": f"{rt.module} {rt.version}",
-        "threads": 1,
-        "load_average_at_start": list(os.getloadavg()),
-    }
+    return {**bench_machine(), "threads": 1, "load_average_at_start": list(os.getloadavg())}
 
 
 def format_report(report: dict[str, Any]) -> str:
