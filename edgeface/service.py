@@ -36,11 +36,11 @@ from edgeface.gallery.watcher import GalleryWatcher
 from edgeface.logsetup import add_secret
 from edgeface.pipeline.capture import FrameSource, is_live_source, open_source
 from edgeface.pipeline.engine import Engine, FrameResult
-from edgeface.pipeline.tracker import Tracker, TrackerSettings, vote_weight
+from edgeface.pipeline.tracker import Tracker, TrackerSettings
 from edgeface.publish import discovery
 from edgeface.publish.mqtt import MqttPublisher
 from edgeface.systemd import Notifier, ProgressWatchdog
-from edgeface.types import Event, Frame
+from edgeface.types import Embedding, Event, Frame, ImageBGR
 from edgeface.unknowns import UnknownStore, enrollment_crop
 
 if TYPE_CHECKING:
@@ -143,6 +143,8 @@ class Daemon:
         self._discovered_people: list[str] = []
         self.metrics: MetricsExporter | None = None
         self.unknowns: UnknownStore | None = None
+        # Open tracks' best crop so far (weight, embedding, crop), kept in memory only.
+        self._track_best: dict[int, tuple[float, Embedding, ImageBGR]] = {}
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -337,21 +339,29 @@ class Daemon:
         self._publish(result.events)
 
     def _keep_unknowns(self, frame: Frame, result: FrameResult) -> None:
+        """Remember each open track's best-weighted crop; store it once the track is unknown."""
         assert self.unknowns is not None
-        for event in result.events:
-            face = result.best_faces.get(event.id)
-            if event.type == "unknown" and face is not None:
-                self.unknowns.add(
-                    event.track_id,
-                    face.embedding,
-                    enrollment_crop(frame.image, face.face.box),
-                    vote_weight(face.face, face.aligned.sharpness),
-                    event.ts,
-                )
+        for tracked in result.tracked:
+            kept = self._track_best.get(tracked.track_id)
+            if kept is None or tracked.weight > kept[0]:
+                crop = enrollment_crop(frame.image, tracked.face.face.box)
+                self._track_best[tracked.track_id] = (tracked.weight, tracked.face.embedding, crop)
+
+    def _unknown_event(self, event: Event) -> None:
+        """Decided unknown: keep its best crop so far; a departure finalises and forgets it."""
+        if self.unknowns is None:
+            return
+        best = self._track_best.get(event.track_id)
+        if event.person is None and best is not None and event.type in ("unknown", "left"):
+            weight, embedding, crop = best
+            self.unknowns.add(event.track_id, embedding, crop, weight, event.ts)
+        if event.type == "left":
+            self._track_best.pop(event.track_id, None)
 
     def _publish(self, events: list[Event]) -> None:
         for event in events:
             self.stats.events += 1
+            self._unknown_event(event)
             try:
                 durable = self.publisher.publish_event(event)
             except EdgefaceError as exc:

@@ -32,6 +32,15 @@ class StageTimes:
     match: float = 0.0
 
 
+@dataclass(frozen=True)
+class TrackedFace:
+    """A face embedded this frame, with its track and the weight its vote carried."""
+
+    track_id: int
+    face: AnalyzedFace
+    weight: float
+
+
 @dataclass
 class FrameResult:
     events: list[Event]
@@ -39,6 +48,7 @@ class FrameResult:
     embedded: int
     times: StageTimes
     best_faces: dict[str, AnalyzedFace] = field(default_factory=dict)  # event id -> face
+    tracked: list[TrackedFace] = field(default_factory=list)  # every face embedded this frame
 
 
 class Engine:
@@ -63,6 +73,7 @@ class Engine:
         times.detect = self.timer() - t0
         events: list[Event] = []
         best: dict[str, AnalyzedFace] = {}
+        tracked: list[TrackedFace] = []
         embedded = 0
         matcher = self.matcher()
         for obs in self.tracker.observe(faces, frame.timestamp):
@@ -76,6 +87,7 @@ class Engine:
             times.match += self.timer() - t2
             embedded += 1
             weight = vote_weight(obs.face, analyzed.aligned.sharpness)
+            tracked.append(TrackedFace(obs.track_id, analyzed, weight))
             decision = self.tracker.add_vote(obs.track_id, match, weight, frame.timestamp)
             if decision is not None:
                 event = self._decision_event(
@@ -84,7 +96,7 @@ class Engine:
                 events.append(event)
                 best[event.id] = analyzed
         events.extend(self._departures(self.tracker.expire(frame.timestamp), frame.timestamp))
-        return FrameResult(events, len(faces), embedded, times, best)
+        return FrameResult(events, len(faces), embedded, times, best, tracked)
 
     def finish(self, now: float) -> list[Event]:
         """End every open track (end of a video file, or shutdown)."""
