@@ -32,6 +32,7 @@ from edgeface.gallery.matcher import Matcher, Thresholds
 from edgeface.models import find_model
 from edgeface.pipeline.engine import Engine
 from edgeface.pipeline.tracker import Tracker, TrackerSettings
+from edgeface.plots import Axis, line_chart
 from edgeface.runtime import runtime_info
 from edgeface.types import Box, Event, Frame
 
@@ -324,6 +325,37 @@ def format_bench(report: dict[str, Any]) -> str:
         )
     lines.append(f"\npeak resident memory of this process: {report['peak_rss_mb']} MB")
     return "\n".join(lines)
+
+
+def plot_bench(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Match latency against gallery size, and frames per second per model variant."""
+    matcher_png, fps_png = out_dir / "match_latency.png", out_dir / "fps_per_variant.png"
+    rows = report["matcher"]
+    line_chart(
+        {
+            "median": [(r["templates"], r["median_ms"]) for r in rows],
+            "p95": [(r["templates"], r["p95_ms"]) for r in rows],
+        },
+        Axis("templates", rows[0]["templates"], rows[-1]["templates"], log=True),
+        Axis("ms per probe", 0.0, max(r["p95_ms"] for r in rows) * 1.1),
+        matcher_png,
+        "matching one probe",
+    )
+    variants = report["variants"]
+    top = max(max(v["pipeline"]["fps"], v["fps"]) for v in variants) * 1.1
+    line_chart(
+        {
+            "daemon pipeline": [(i + 1, v["pipeline"]["fps"]) for i, v in enumerate(variants)],
+            "every face embedded": [(i + 1, v["fps"]) for i, v in enumerate(variants)],
+        },
+        Axis(
+            "variant (see bench.json: 1 = first detector/embedder pair)", 1, max(len(variants), 2)
+        ),
+        Axis("frames per second", 0.0, top),
+        fps_png,
+        "frames per second per model variant",
+    )
+    return [matcher_png, fps_png]
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

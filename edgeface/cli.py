@@ -281,7 +281,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from edgeface.bench import format_bench, run_bench, write_json
+    from edgeface.bench import format_bench, plot_bench, run_bench, write_json
 
     cfg = _load_config(args.config)
     cfg = dataclasses.replace(
@@ -300,6 +300,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(format_bench(report))
     if args.json:
         write_json(report, Path(args.json))
+        for png in plot_bench(report, Path(args.json).parent):
+            print(f"wrote {png}")
     return 0
 
 

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.matcher import Matcher, Thresholds
+from edgeface.plots import Axis, line_chart
 from edgeface.types import Embedding, ImageBGR
 
 NOT_A_PERSON = frozenset({"group", "unknown", "none"})
@@ -283,31 +284,13 @@ def evaluate_model(
 
 
 def plot_roc(curves: dict[str, dict[str, Any]], out: Path) -> None:
-    """ROC curves (TAR against FAR, log FAR axis) drawn with OpenCV, one colour per model."""
-    w, h, pad = 640, 480, 60
-    img = np.full((h, w, 3), 255, np.uint8)
-    cv2.rectangle(img, (pad, pad // 2), (w - pad // 2, h - pad), (0, 0, 0), 1)
-    colours = [(200, 60, 30), (30, 140, 30), (30, 30, 200), (150, 0, 150), (0, 150, 150)]
-    lo = -3.0
-
-    def to_px(far: float, tar: float) -> tuple[int, int]:
-        x = (np.log10(max(far, 10**lo)) - lo) / -lo
-        return (int(pad + x * (w - 1.5 * pad)), int(h - pad - tar * (h - 1.5 * pad)))
-
-    for k, (name, scores) in enumerate(curves.items()):
+    """ROC curves: TAR against FAR (log axis), one line per model."""
+    series = {}
+    for name, scores in curves.items():
         gen, imp = np.asarray(scores["genuine"]), np.asarray(scores["impostor"])
-        if not len(gen) or not len(imp):
-            continue
-        points = [
-            to_px(float((imp >= t).mean()), float((gen >= t).mean()))
-            for t in np.unique(np.concatenate([gen, imp]))[::-1]
-        ]
-        colour = colours[k % len(colours)]
-        cv2.polylines(img, [np.array(points, np.int32)], False, colour, 2)
-        cv2.putText(img, name, (pad + 10, pad + 20 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1)
-    cv2.putText(
-        img, "FAR (log, 1e-3..1)", (w // 2 - 60, h - 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1
-    )
-    cv2.putText(img, "TAR", (10, h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
-    if not cv2.imwrite(str(out), img):
-        raise EdgefaceError(f"--plot {out}: cannot write the image")
+        if len(gen) and len(imp):
+            thresholds = np.unique(np.concatenate([gen, imp]))[::-1]
+            series[name] = [
+                (float((imp >= t).mean()), float((gen >= t).mean())) for t in thresholds
+            ]
+    line_chart(series, Axis("FAR", 1e-3, 1.0, log=True), Axis("TAR", 0.0, 1.0), out, "ROC")
