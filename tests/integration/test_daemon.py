@@ -9,45 +9,30 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import cv2
+import daemon_support as support
 import pytest
-import yaml
 
-from edgeface.errors import EdgefaceError
 from edgeface.images import load_image
 from edgeface.publish.schema import validate_event
 from edgeface.samples import (
     Appearance,
     compose_video,
-    enrollment_photos,
     head_patch,
-    packaged_faces,
 )
 
-DEVICE = "dev1"
+DEVICE = support.DEVICE
 
 
 def write_config(tmp: Path, video: Path, gallery: Path, port: int, **extra) -> Path:
-    doc = {
-        "device": {"id": DEVICE},
-        "camera": {"source": str(video), "name": "door", "fps_cap": 15},
-        "gallery": {"path": str(gallery), "settle_seconds": 0},
-        "state_dir": str(tmp / "state"),
-        "mqtt": {"port": port, "status_interval": 1},
-    }
-    for section, values in extra.items():
-        doc.setdefault(section, {}).update(values)
-    path = tmp / "edgeface.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    """The shared scene config, reading the video once (no loop) unless a test says otherwise."""
+    camera = {"loop": False, **extra.pop("camera", {})}
+    return support.write_config(tmp, video, gallery, port, camera=camera, **extra)
 
 
 def run_daemon(
@@ -80,59 +65,15 @@ def face_patch(analyzer, image, side: int = 160):
 
 @pytest.fixture(scope="module")
 def sample_scene(tmp_path_factory, analyzer):
-    """Gallery of one person (pip-shipped astronaut photo) and a video: her, a stranger, both."""
-    try:
-        faces = packaged_faces()
-    except EdgefaceError as exc:  # scikit-image missing
-        pytest.skip(str(exc))
-    root = tmp_path_factory.mktemp("scene")
-    gallery = root / "gallery" / faces.person
-    gallery.mkdir(parents=True)
-    for n, photo in enumerate(enrollment_photos(faces.person_photo)):
-        cv2.imwrite(str(gallery / f"{n}.jpg"), photo)
-    her = face_patch(analyzer, cv2.flip(faces.person_photo, 1), 170)
-    video = root / "scene.avi"
-    compose_video(
-        video,
-        [
-            Appearance(her, 0.5, 3.5, (40, 90), (300, 110)),
-            Appearance(faces.strangers[0], 5.0, 7.5, (420, 120), (250, 100)),
-        ],
-        duration=9.0,
-    )
-    return root / "gallery", video, faces.person
-
-
-class NotifySocket:
-    """A fake systemd notify socket recording every datagram the daemon sends."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.messages: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
+    """Gallery of one person (pip-shipped astronaut photo) and a video: her, then a stranger."""
+    scene = support.make_scene(tmp_path_factory.mktemp("scene"), analyzer)
+    return scene.gallery, scene.video, scene.person
 
 
 def test_sample_scene_events_in_exact_order(tmp_path, sample_scene, mosquitto, recorder_factory):
     gallery, video, person = sample_scene
     recorder = recorder_factory(mosquitto, f"edgeface/{DEVICE}/#")
-    notify = NotifySocket(tmp_path / "notify.sock")
+    notify = support.NotifySocket(tmp_path / "notify.sock")
     config = write_config(tmp_path, video, gallery, mosquitto.port)
     result = run_daemon(config, {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"})
     notify.close()
@@ -158,7 +99,7 @@ def test_sample_scene_events_in_exact_order(tmp_path, sample_scene, mosquitto, r
     presence = [m for m in recorder.messages if "/presence/" in m.topic]
     assert presence and json.loads(presence[0].payload)["person"] == person
     # systemd: READY once loaded, then STOPPING; the watchdog is fed while frames flow
-    joined = "\n".join(notify.messages)
+    joined = "\n".join(message for _, message in notify.messages)
     assert "READY=1" in joined and "STOPPING=1" in joined
     assert joined.index("READY=1") < joined.index("STOPPING=1")
     state = tmp_path / "state"

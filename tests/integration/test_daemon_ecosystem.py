@@ -9,42 +9,18 @@ import sys
 import time
 import urllib.request
 
-import cv2
+import daemon_support as support
 import pytest
 import yaml
 from broker import free_port
-
-from edgeface.samples import (
-    Appearance,
-    compose_video,
-    enrollment_photos,
-    head_patch,
-    packaged_faces,
-)
 
 DEVICE = "eco"
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory, analyzer):
-    faces = packaged_faces()
-    root = tmp_path_factory.mktemp("eco")
-    person = root / "gallery" / "Eileen"
-    person.mkdir(parents=True)
-    for n, photo in enumerate(enrollment_photos(faces.person_photo)):
-        cv2.imwrite(str(person / f"{n}.jpg"), photo)
-    box = analyzer.detect(faces.person_photo)[0].box
-    her = head_patch(faces.person_photo, (box.x, box.y, box.w, box.h), 1.9, 170)
-    video = root / "scene.avi"
-    compose_video(
-        video,
-        [
-            Appearance(her, 0.3, 2.5, (40, 90), (200, 110)),
-            Appearance(faces.strangers[0], 3.5, 6.0, (420, 120), (300, 100)),
-        ],
-        duration=7.0,
-    )
-    return root / "gallery", video
+    made = support.make_scene(tmp_path_factory.mktemp("eco"), analyzer)
+    return made.gallery, made.video
 
 
 def test_discovery_unknowns_and_metrics_from_the_daemon(

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import pytest
 from broker import free_port
-from integration.test_faults_support import (
+from daemon_support import (
     EVENTS,
     SOAK,
     DaemonProcess,

@@ -19,7 +19,7 @@ from typing import Any
 
 import cv2
 import pytest
-from integration.test_faults_support import (
+from daemon_support import (
     EVENTS,
     SOAK,
     DaemonProcess,

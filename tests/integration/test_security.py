@@ -20,7 +20,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from integration.test_faults_support import (
+from daemon_support import (
     DEVICE,
     DaemonProcess,
     Scene,
