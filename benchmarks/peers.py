@@ -39,7 +39,6 @@ import numpy as np  # noqa: E402
 
 from edgeface.analyzer import FaceAnalyzer  # noqa: E402
 from edgeface.bench import machine as bench_machine  # noqa: E402
-from edgeface.cli import format_eval_table  # noqa: E402
 from edgeface.config import Config  # noqa: E402
 from edgeface.errors import EdgefaceError  # noqa: E402
 from edgeface.evaluate import (  # noqa: E402
@@ -49,6 +48,7 @@ from edgeface.evaluate import (  # noqa: E402
     Pair,
     dhash,
     evaluate_model,
+    format_eval_table,
     is_near_duplicate,
     read_labels,
 )

@@ -106,7 +106,13 @@ def _analyzer_image_embedder(cfg: Config) -> Callable[[Path], Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edgeface.evaluate import evaluate_model, plot_roc, read_labels, read_pairs
+    from edgeface.evaluate import (
+        evaluate_model,
+        format_eval_table,
+        plot_roc,
+        read_labels,
+        read_pairs,
+    )
     from edgeface.gallery.matcher import Thresholds
 
     cfg = _load_config(args.config)
@@ -126,40 +132,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
             {n: r["verification"]["scores"] for n, r in report["models"].items()}, Path(args.plot)
         )
     return 0
-
-
-def format_eval_table(report: dict[str, Any]) -> str:
-    lines = [
-        "identification (first photo per identity enrolled, the rest probed)",
-        f"{'model':<18} {'rank-1':>7} {'CAR':>7} {'FPIR':>7} {'thresh':>7} {'genuine':>8}"
-        f" {'impostor':>9} {'no face':>8}",
-    ]
-    for name, r in report["models"].items():
-        i = r["identification"]
-        lines.append(
-            f"{name:<18} {i['rank1']:>7.3f} {i['correct_accept_rate']:>7.3f}"
-            f" {i['false_positive_identification_rate']:>7.3f} {i['threshold']:>7.2f}"
-            f" {i['genuine_probes']:>8} {i['impostor_probes']:>9} {i['no_face']:>8}"
-        )
-    lines += [
-        "",
-        "verification (all pairs of single-person photos; genuine near-duplicates left out)",
-        f"{'model':<18} {'acc':>6} {'+-':>6} {'AUC':>6} {'TAR@1%':>7} {'pairs':>6}"
-        f" {'gen':>4} {'imp':>5} {'no face':>8}",
-    ]
-    for name, r in report["models"].items():
-        v = r["verification"]
-        lines.append(
-            f"{name:<18} {v['accuracy']:>6.3f} {v['accuracy_std']:>6.3f} {v['auc']:>6.3f}"
-            f" {v['tar_at_far_1e-2']:>7.3f} {v['pairs']:>6} {v['genuine_pairs']:>4}"
-            f" {v['impostor_pairs']:>5} {v['no_face']:>8}"
-        )
-    without = {
-        n: r["images_without_face"] for n, r in report["models"].items() if r["images_without_face"]
-    }
-    for name, paths in without.items():
-        lines.append(f"{name}: no face found in {len(paths)} image(s): {', '.join(paths)}")
-    return "\n".join(lines)
 
 
 # --- daemon, gallery, identify -----------------------------------------------------------------

@@ -283,6 +283,40 @@ def evaluate_model(
     }
 
 
+def format_eval_table(report: dict[str, Any]) -> str:
+    lines = [
+        "identification (first photo per identity enrolled, the rest probed)",
+        f"{'model':<18} {'rank-1':>7} {'CAR':>7} {'FPIR':>7} {'thresh':>7} {'genuine':>8}"
+        f" {'impostor':>9} {'no face':>8}",
+    ]
+    for name, r in report["models"].items():
+        i = r["identification"]
+        lines.append(
+            f"{name:<18} {i['rank1']:>7.3f} {i['correct_accept_rate']:>7.3f}"
+            f" {i['false_positive_identification_rate']:>7.3f} {i['threshold']:>7.2f}"
+            f" {i['genuine_probes']:>8} {i['impostor_probes']:>9} {i['no_face']:>8}"
+        )
+    lines += [
+        "",
+        "verification (all pairs of single-person photos; genuine near-duplicates left out)",
+        f"{'model':<18} {'acc':>6} {'+-':>6} {'AUC':>6} {'TAR@1%':>7} {'pairs':>6}"
+        f" {'gen':>4} {'imp':>5} {'no face':>8}",
+    ]
+    for name, r in report["models"].items():
+        v = r["verification"]
+        lines.append(
+            f"{name:<18} {v['accuracy']:>6.3f} {v['accuracy_std']:>6.3f} {v['auc']:>6.3f}"
+            f" {v['tar_at_far_1e-2']:>7.3f} {v['pairs']:>6} {v['genuine_pairs']:>4}"
+            f" {v['impostor_pairs']:>5} {v['no_face']:>8}"
+        )
+    without = {
+        n: r["images_without_face"] for n, r in report["models"].items() if r["images_without_face"]
+    }
+    for name, paths in without.items():
+        lines.append(f"{name}: no face found in {len(paths)} image(s): {', '.join(paths)}")
+    return "\n".join(lines)
+
+
 def plot_roc(curves: dict[str, dict[str, Any]], out: Path) -> None:
     """ROC curves: TAR against FAR (log axis), one line per model."""
     series = {}
