@@ -119,3 +119,25 @@ def test_shared_identities_rank_first(analyzer: FaceAnalyzer, shared_faces):
             for f in analyzer.analyze(load_image(shared_faces / "knn_examples" / "test" / name))
         }
         assert people <= found, f"{name}: expected {people}, got {found}"
+
+
+def test_exif_orientation_is_applied_before_detection(analyzer, astronaut_bgr, tmp_path):
+    """A phone photo stored sideways with EXIF orientation 6 is read upright."""
+    image_module = pytest.importorskip(
+        "PIL.Image", reason="Pillow (with scikit-image) not installed"
+    )
+    import cv2
+
+    # Orientation 6 means "rotate 90 degrees clockwise to display": store it counter-clockwise.
+    upright = np.ascontiguousarray(astronaut_bgr[:, :400])  # not square: the shape must turn too
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    photo = image_module.fromarray(cv2.cvtColor(stored, cv2.COLOR_BGR2RGB))
+    exif = image_module.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    photo.save(path, exif=exif.tobytes(), quality=95)
+    loaded = load_image(path)
+    assert loaded.shape[:2] == upright.shape[:2], "rotated back to the upright shape"
+    face = analyzer.detect(loaded)[0]
+    (x0, y0), (x1, y1) = face.keypoints[0], face.keypoints[1]
+    assert abs(y1 - y0) < abs(x1 - x0) / 3, "eyes level: the photo was turned upright"
