@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import yaml
 
-from edgeface.bench import machine
+from edgeface.bench import machine, machine_line
 from edgeface.models import default_cache_dir
 from edgeface.samples import Appearance, compose_video, packaged_faces
 
@@ -134,7 +134,7 @@ def main() -> int:
         "runs": runs,
     }
     m = result["machine"]
-    print(f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, {m['runtime']}")
+    print(machine_line(m))
     print(f"first start (embeds the 1,000 photos): READY after {result['first_run_ready_s']} s")
     print(
         f"cold start with the cached gallery: READY after {result['cold_start_to_ready_s']} s"

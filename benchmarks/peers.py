@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 
 from edgeface.analyzer import FaceAnalyzer  # noqa: E402
 from edgeface.bench import machine as bench_machine  # noqa: E402
+from edgeface.bench import machine_line  # noqa: E402
 from edgeface.config import Config  # noqa: E402
 from edgeface.errors import EdgefaceError  # noqa: E402
 from edgeface.evaluate import (  # noqa: E402
@@ -362,8 +363,7 @@ def machine() -> dict[str, Any]:
 def format_report(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
-        f"machine: {m['cpu']}, {m['cores']} cores, {m['machine']}, python {m['python']},"
-        f" numpy {m['numpy']}, opencv {m['opencv']}, {m['runtime']}, one thread",
+        f"{machine_line(m)}, one thread",
         "",
         format_eval_table({"models": report["accuracy"]}),
         "",

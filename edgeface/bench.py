@@ -200,12 +200,8 @@ def bench_matcher(sizes: list[int], probes: int = 200, seed: int = 0) -> list[di
     rng = np.random.default_rng(seed)
     rows = []
     for size in sizes:
-        templates = rng.normal(size=(size, 512)).astype(np.float32)
-        templates /= np.linalg.norm(templates, axis=1, keepdims=True)
-        people = [f"p{i // 5}" for i in range(size)]
-        matcher = Matcher(templates, people, Thresholds(0.6, 0.45))
-        queries = rng.normal(size=(probes, 512)).astype(np.float32)
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        matcher = random_gallery(rng, size)
+        queries = _unit_rows(rng, probes)
         times = []
         for q in queries:
             start = time.perf_counter()
@@ -216,7 +212,9 @@ def bench_matcher(sizes: list[int], probes: int = 200, seed: int = 0) -> list[di
                 "templates": size,
                 "people": size // 5,
                 **summarise(times),
-                "memory_mb_per_1000_templates": round(templates.nbytes / size * 1000 / 2**20, 3),
+                "memory_mb_per_1000_templates": round(
+                    matcher.templates.nbytes / size * 1000 / 2**20, 3
+                ),
             }
         )
     return rows
@@ -231,7 +229,7 @@ def run_bench(
         "threads": cfg.runtime.num_threads,
         "variants": [],
     }
-    gallery = _random_gallery(1000)
+    gallery = random_gallery(np.random.default_rng(1), 1000)
     for detector in detectors:
         for embedder in embedders:
             variant = dataclasses.replace(
@@ -261,18 +259,29 @@ def run_bench(
     return report
 
 
-def _random_gallery(size: int) -> Matcher:
-    rng = np.random.default_rng(1)
-    templates = rng.normal(size=(size, 512)).astype(np.float32)
-    templates /= np.linalg.norm(templates, axis=1, keepdims=True)
-    return Matcher(templates, [f"p{i // 5}" for i in range(size)], Thresholds(0.6, 0.45))
+def _unit_rows(rng: np.random.Generator, count: int) -> np.ndarray:
+    rows = rng.normal(size=(count, 512)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def random_gallery(rng: np.random.Generator, size: int) -> Matcher:
+    """`size` random unit templates, five per person."""
+    return Matcher(
+        _unit_rows(rng, size), [f"p{i // 5}" for i in range(size)], Thresholds(0.6, 0.45)
+    )
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    return (
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['machine']}, python {m['python']},"
+        f" numpy {m['numpy']}, opencv {m['opencv']}, {m['runtime']}"
+    )
 
 
 def format_bench(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
-        f"machine: {m['cpu']}, {m['cores']} cores, {m['machine']}, python {m['python']},"
-        f" numpy {m['numpy']}, opencv {m['opencv']}, {m['runtime']}; {report['threads']} thread(s)",
+        f"{machine_line(m)}; {report['threads']} thread(s)",
         "",
         "every face embedded on every frame (median ms per call; p95 in brackets)",
         f"{'detector':<16} {'embedder':<16} {'fps':>6} {'faces/s':>8} {'decode':>12} {'detect':>12}"
