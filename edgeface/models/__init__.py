@@ -56,7 +56,9 @@ class ModelSpec:
     quantization: str
     input_size: int
     normalisation: str
-    sha256: str | None
+    # Every output this recipe is known to produce. TensorFlow folds constants with the build
+    # machine's CPU kernels, so the bytes differ between CPU families (AVX2 vs AVX-512).
+    known_sha256: tuple[str, ...]
     anchors: str | None = None
     calibration: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -112,7 +114,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
             quantization=m["quantization"],
             input_size=int(m["input_size"]),
             normalisation=m["normalisation"],
-            sha256=m.get("sha256"),
+            known_sha256=_digests(m.get("sha256")),
             anchors=m.get("anchors"),
             calibration=m.get("calibration"),
             raw=m,
@@ -120,6 +122,12 @@ def load_manifest(path: Path | None = None) -> Manifest:
         for name, m in data["models"].items()
     }
     return Manifest(models=models, defaults=dict(data.get("defaults", {})))
+
+
+def _digests(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def sha256_file(path: Path) -> str:
