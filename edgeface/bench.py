@@ -2,7 +2,8 @@
 
 Owns: timing decode, detect, align, embed, match and publish-serialisation for every frame
 with every face embedded (the worst case), end-to-end frames per second, faces per second,
-peak resident memory, matcher scaling, and a description of the machine. Medians and p95,
+peak resident memory, matcher scaling, and a description of the machine (the daemon's own cold
+start and memory come from `edgeface.footprint`). Medians and p95,
 never means: these machines are noisy. Never: part of the daemon or of the test suite.
 """
 
@@ -332,7 +333,14 @@ def format_bench(report: dict[str, Any]) -> str:
             f"{r['templates']:>10} {r['median_ms']:>10.3f} {r['p95_ms']:>8.3f}"
             f" {r['memory_mb_per_1000_templates']:>8.2f}"
         )
-    lines.append(f"\npeak resident memory of this process: {report['peak_rss_mb']} MB")
+    lines.append(
+        f"\npeak resident memory of this benchmark process (every variant loaded):"
+        f" {report['peak_rss_mb']} MB"
+    )
+    if "daemon" in report:
+        from edgeface.footprint import format_footprint
+
+        lines.append(format_footprint(report["daemon"]))
     return "\n".join(lines)
 
 

@@ -268,6 +268,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.repeat,
     )
     report["video"] = str(video)
+    if args.footprint_runs > 0:
+        from edgeface.footprint import measure_footprint
+
+        report["daemon"] = measure_footprint(args.footprint_runs)
     print(f"video: {video}")
     print(format_bench(report))
     if args.json:
@@ -400,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--detectors", help="comma-separated, e.g. blazeface-full,blazeface-short")
     bench.add_argument("--repeat", type=int, default=1, help="passes over the video")
+    bench.add_argument(
+        "--footprint-runs",
+        type=int,
+        default=3,
+        help="cold starts of the daemon with a cached 1,000-photo gallery (0 skips them)",
+    )
     bench.add_argument("--config")
     bench.add_argument("--json", help="write the full report here")
     bench.set_defaults(func=cmd_bench)

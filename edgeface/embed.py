@@ -19,7 +19,9 @@ def prewhiten(crop_rgb: ImageBGR) -> npt.NDArray[np.float32]:
     x = crop_rgb.astype(np.float32)
     mean = x.mean()
     std = max(float(x.std()), 1.0 / np.sqrt(x.size))
-    return (x - mean) / std
+    x -= mean
+    x /= std
+    return x
 
 
 def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config, GalleryConfig
+from edgeface.detect import DETECTION_VERSION
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.cache import Analysis, EmbeddingCache
 from edgeface.gallery.folder import FolderScanner, GalleryScan, PhotoEntry, Problem
@@ -328,7 +329,7 @@ def analysis_version(analyzer: FaceAnalyzer) -> str:
     """Everything a cached result depends on: model, crop geometry and detector settings."""
     det = analyzer.detector.settings
     return (
-        f"{analyzer.embedding_version}/det{det.min_score:g}-{det.min_face_px}"
+        f"{analyzer.embedding_version}/{DETECTION_VERSION}{det.min_score:g}-{det.min_face_px}"
         f"-{int(det.retry_padded)}"
     )
 

@@ -458,16 +458,18 @@ def test_enroll_refuses_bad_names(analyzer, tmp_path, name):
 def test_list_and_check_on_a_small_gallery(analyzer, astronaut_bgr, dirs):
     root, state = dirs
     write_photo(root / EILEEN / "1.jpg", astronaut_bgr)
-    write_photo(root / EILEEN / "2.jpg", cv2.flip(astronaut_bgr, 1))
+    mirrored = cv2.flip(astronaut_bgr, 1)
+    write_photo(root / EILEEN / "2.jpg", mirrored)
+    write_photo(root / EILEEN / "3.jpg", cv2.convertScaleAbs(mirrored, alpha=1.0, beta=12))
     write_photo(root / "Twin" / "1.jpg", cv2.resize(astronaut_bgr, None, fx=0.8, fy=0.8))
     write_photo(root / "Empty" / "broken.jpg", np.zeros((50, 50, 3), np.uint8))
     gallery = make_gallery(root, state, analyzer)
     progress: list[tuple[int, int]] = []
     gallery.progress = lambda done, total, path: progress.append((done, total))
     report = gallery_list(gallery, time.time())
-    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert progress == [(n, 5) for n in range(1, 6)]
     assert [(p.name, p.photos, p.usable) for p in report.people] == [
-        ("Eileen Collins", 2, 2),
+        ("Eileen Collins", 3, 3),
         ("Empty", 1, 0),
         ("Twin", 1, 1),
     ]
@@ -476,12 +478,13 @@ def test_list_and_check_on_a_small_gallery(analyzer, astronaut_bgr, dirs):
     by_name = {p.name: p for p in check.people}
     assert by_name[EILEEN].nearest == "Twin" and by_name[EILEEN].too_similar
     assert by_name["Empty"].nearest is None
-    # Only Eileen has two photos; the resized copy filed as "Twin" beats her mirrored photo.
-    assert (check.loo_total, check.loo_correct) == (2, 1)
-    assert check.loo_accuracy == 0.5
+    # Only Eileen has several photos. Left out, each mirrored photo finds its brighter twin;
+    # the original finds the resized copy filed as "Twin" before her mirrored photos.
+    assert (check.loo_total, check.loo_correct) == (3, 2)
+    assert check.loo_accuracy == 2 / 3
     assert [(m.person, m.predicted) for m in check.misidentified] == [(EILEEN, "Twin")]
     text = format_check(check)
-    assert "TOO SIMILAR" in text and "leave-one-out rank-1 accuracy: 50.0% (1/2" in text
+    assert "TOO SIMILAR" in text and "leave-one-out rank-1 accuracy: 66.7% (2/3" in text
 
 
 # -- the shared photo set -----------------------------------------------------------------------

@@ -1,17 +1,16 @@
-"""Cold start and memory of the real daemon with a 1,000-photo gallery.
+"""Cold start and memory of the real daemon with a 1,000-photo gallery, for `edgeface bench`.
 
-Builds (once, in ~/.cache/edgeface/bench-footprint) a gallery of 200 people x 5 photos made from
-the faces scikit-image ships (the astronaut and LFW crops, varied in crop, scale, brightness and
-mirror), runs the daemon once to fill its embedding cache, then starts it again and measures:
-time from process start to READY=1 (models plus a cached gallery), peak resident memory (VmHWM)
-and open file descriptors while it processes the sample video. Prints the machine with the
-figures. Usage: .venv/bin/python benchmarks/daemon_footprint.py [--runs 3]
+Owns: building (once, in ~/.cache/edgeface/bench-footprint) a gallery of 200 people x 5 photos
+made from the faces scikit-image ships (the astronaut and LFW crops, varied in crop, scale,
+brightness and mirror), running `edgeface run` once to fill its embedding cache, then starting
+it again and measuring time from process start to READY=1 (models plus a cached gallery), peak
+resident memory (VmHWM) and open file descriptors while it processes a short composed video.
+Never: part of the daemon; the daemon runs as a child process with no broker (events stay in
+its outbox).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import socket
 import statistics
@@ -19,29 +18,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import yaml
 
-from edgeface.bench import machine, machine_line
 from edgeface.models import default_cache_dir
 from edgeface.samples import Appearance, compose_video, packaged_faces
 
 PEOPLE, PHOTOS_EACH = 200, 5
 
 
-def make_gallery(root: Path) -> Path:
+def make_gallery(root: Path, people: int = PEOPLE) -> Path:
     gallery = root / "gallery"
-    if gallery.is_dir() and sum(1 for _ in gallery.rglob("*.jpg")) == PEOPLE * PHOTOS_EACH:
+    if gallery.is_dir() and sum(1 for _ in gallery.rglob("*.jpg")) == people * PHOTOS_EACH:
         return gallery
     faces = packaged_faces()
     rng = np.random.default_rng(0)
     from skimage import data as skdata
 
     lfw = (skdata.lfw_subset()[:100] * 255).astype(np.uint8)
-    for person in range(PEOPLE):
+    for person in range(people):
         folder = gallery / f"person_{person:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         for n in range(PHOTOS_EACH):
@@ -97,12 +97,15 @@ def run_once(config: Path) -> dict[str, float]:
     return {"ready_s": ready or float("nan"), "peak_rss_mb": peak_kb / 1024, "open_fds": fds}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    root = default_cache_dir().parent / "bench-footprint"
-    gallery = make_gallery(root)
+def measure_footprint(
+    runs: int = 3,
+    people: int = PEOPLE,
+    root: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """First start (fills the cache), then the median of `runs` cold starts with it cached."""
+    root = root or default_cache_dir().parent / "bench-footprint"
+    gallery = make_gallery(root, people)
     faces = packaged_faces()
     video = root / "clip.avi"
     if not video.is_file():
@@ -120,32 +123,24 @@ def main() -> int:
             }
         )
     )
-    print(
-        f"gallery: {gallery} ({PEOPLE} people x {PHOTOS_EACH} photos); filling the cache once ..."
-    )
+    log(f"daemon footprint: {gallery} ({people} people x {PHOTOS_EACH} photos) ...")
     first = run_once(config)
-    runs = [run_once(config) for _ in range(args.runs)]
-    result = {
-        "machine": machine(),
+    measured = [run_once(config) for _ in range(runs)]
+    return {
+        "gallery_photos": people * PHOTOS_EACH,
         "first_run_ready_s": round(first["ready_s"], 2),
-        "cold_start_to_ready_s": round(statistics.median(r["ready_s"] for r in runs), 2),
-        "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in runs), 1),
-        "open_fds": max(r["open_fds"] for r in runs),
-        "runs": runs,
+        "cold_start_to_ready_s": round(statistics.median(r["ready_s"] for r in measured), 2),
+        "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in measured), 1),
+        "open_fds": max(r["open_fds"] for r in measured),
+        "runs": measured,
     }
-    m = result["machine"]
-    print(machine_line(m))
-    print(f"first start (embeds the 1,000 photos): READY after {result['first_run_ready_s']} s")
-    print(
-        f"cold start with the cached gallery: READY after {result['cold_start_to_ready_s']} s"
-        f" (median of {args.runs}); peak resident memory {result['peak_rss_mb']} MB;"
+
+
+def format_footprint(result: dict[str, Any]) -> str:
+    return (
+        f"the daemon (`edgeface run`, {result['gallery_photos']}-photo gallery, no broker):"
+        f" first start (embeds the gallery) READY after {result['first_run_ready_s']} s;"
+        f" cold start with the cached gallery READY after {result['cold_start_to_ready_s']} s"
+        f" (median of {len(result['runs'])}); peak resident memory {result['peak_rss_mb']} MB;"
         f" open fds {result['open_fds']}"
     )
-    out = Path("benchmarks/results/footprint.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
