@@ -369,7 +369,7 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         f"video {report['video_file']} (every face embedded on every frame, one thread)",
         f"{'pipeline':<18} {'frames':>6} {'faces':>6} {'ms/frame':>9} {'p95':>7} {'fps':>7}"
-        f" {'faces/s':>8} {'rank-1':>7} {'ver.acc':>8}  versions",
+        f" {'faces/s':>8} {'rank-1':>7} {'ver.acc':>8}",
     ]
     for name, p in report["pipelines"].items():
         if "error" in p:
@@ -380,9 +380,12 @@ def format_report(report: dict[str, Any]) -> str:
             f"{name:<18} {v['frames']:>6} {v['faces_found']:>6} {v['latency_ms_median']:>9.1f}"
             f" {v['latency_ms_p95']:>7.1f} {v['fps']:>7.1f} {v['faces_per_s']:>8.1f}"
             f" {a['identification']['rank1']:>7.3f} {a['verification']['accuracy']:>8.3f}"
-            f"  {p['versions']}"
         )
+    lines.append("")
     for name, p in report["pipelines"].items():
+        if "versions" in p:
+            versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items())
+            lines.append(f"{name} versions: {versions}")
         if p.get("install_note"):
             lines.append(f"{name} install: {p['install_note']}")
     if report["ratios"]:

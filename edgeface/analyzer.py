@@ -8,6 +8,7 @@ between images (beyond the loaded models).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,13 @@ class AnalyzedFace:
 
 
 class FaceAnalyzer:
-    """Owns one detector and one embedder; `analyze` is a pure function of the image."""
+    """Owns one detector and one embedder; `analyze` is a pure function of the image.
+
+    Safe to share between threads (the pipeline and the gallery watcher): TFLite interpreters
+    are not, so each model call holds a lock. One set of interpreters instead of one per thread
+    saves the daemon a second copy of FaceNet (about 60 MB); a gallery photo analysed while
+    frames arrive delays the pipeline by one photo's detection and embedding.
+    """
 
     def __init__(
         self,
@@ -44,6 +51,7 @@ class FaceAnalyzer:
         self.embedder = embedder
         self.align_settings = align_settings
         self.model_name = model_name
+        self._lock = threading.Lock()
 
     @property
     def embedding_version(self) -> str:
@@ -82,11 +90,14 @@ class FaceAnalyzer:
         )
 
     def detect(self, image: ImageBGR) -> list[Face]:
-        return self.detector.detect(image)
+        with self._lock:
+            return self.detector.detect(image)
 
     def embed_face(self, image: ImageBGR, face: Face) -> AnalyzedFace:
         aligned = align_face(image, face, self.align_settings)
-        return AnalyzedFace(face, aligned, self.embedder.embed(aligned.crop_rgb))
+        with self._lock:
+            embedding = self.embedder.embed(aligned.crop_rgb)
+        return AnalyzedFace(face, aligned, embedding)
 
     def analyze(self, image: ImageBGR) -> list[AnalyzedFace]:
         """Every detected face, largest first, with its embedding."""

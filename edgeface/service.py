@@ -225,8 +225,7 @@ class Daemon:
         self._prepare_state_dir()
         self.notifier.status("loading models")
         self.analyzer = FaceAnalyzer.from_config(cfg)
-        # The gallery thread gets its own interpreters: TFLite interpreters are not thread-safe.
-        self.gallery = self._open_gallery(FaceAnalyzer.from_config(cfg))
+        self.gallery = self._open_gallery(self.analyzer)
         self.notifier.status("loading gallery")
         self._on_gallery_update(self.gallery.refresh(time.time()))
         self.watcher = GalleryWatcher.from_gallery_config(self.gallery, self._on_gallery_update)
@@ -245,6 +244,7 @@ class Daemon:
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
         self.notifier.ready(self._status_line())
+        self.publisher.publish_status(self.status())
         log.info(
             "edgeface %s ready: camera %s, %d people enrolled, models %s",
             __version__,
@@ -595,6 +595,8 @@ class Daemon:
             and time.monotonic() < grace
         ):
             time.sleep(0.1)
+        # The last word on frames and events, also for a run shorter than status_interval.
+        self.publisher.publish_status(self.status())
         self.publisher.stop(flush_timeout=max(0.0, deadline - time.monotonic()))
         if self.metrics is not None:
             self.metrics.close()
