@@ -244,7 +244,6 @@ class Daemon:
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
         self.notifier.ready(self._status_line())
-        self.publisher.publish_status(self.status())
         log.info(
             "edgeface %s ready: camera %s, %d people enrolled, models %s",
             __version__,
