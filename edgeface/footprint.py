@@ -12,6 +12,7 @@ its outbox).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -124,6 +125,8 @@ def measure_footprint(
         )
     )
     log(f"daemon footprint: {gallery} ({people} people x {PHOTOS_EACH} photos) ...")
+    # The first start must find an empty cache, whatever an earlier run left behind.
+    shutil.rmtree(root / "state", ignore_errors=True)
     first = run_once(config)
     measured = [run_once(config) for _ in range(runs)]
     return {
