@@ -255,9 +255,61 @@ def run_bench(
                 }
             )
             report["variants"].append(result)
+    if len(embedders) > 1:
+        crops = video_crops(FaceAnalyzer.from_config(cfg), video)
+        if crops:
+            report["embedders"] = bench_embedders(cfg, embedders, crops)
     report["matcher"] = bench_matcher([100, 1_000, 10_000, 50_000, 100_000])
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return report
+
+
+def video_crops(analyzer: FaceAnalyzer, video: Path, limit: int = 24) -> list[np.ndarray]:
+    """Aligned face crops from the video, spread over it: the inputs for `bench_embedders`."""
+    capture = cv2.VideoCapture(str(video))
+    total = max(1, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+    crops: list[np.ndarray] = []
+    index = 0
+    while len(crops) < limit:
+        ok, image = capture.read()
+        if not ok:
+            break
+        if index % max(1, total // limit) == 0:
+            faces = analyzer.detect(image)[:1]
+            crops += [align_face(image, f, analyzer.align_settings).crop_rgb for f in faces]
+        index += 1
+    capture.release()
+    return crops
+
+
+def bench_embedders(
+    cfg: Config, embedders: list[str], crops: list[np.ndarray], rounds: int = 15
+) -> dict[str, Any]:
+    """Each embedder on the same crops, interleaved round by round, so that a machine slowing
+    down or speeding up mid-run affects all of them alike; the ratios are to the first one."""
+    from edgeface.embed import FaceNetEmbedder
+    from edgeface.runtime import TFLiteModel
+
+    cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
+    models = {
+        name: FaceNetEmbedder(TFLiteModel(find_model(name, cache)[0], cfg.runtime.num_threads))
+        for name in embedders
+    }
+    samples: dict[str, list[float]] = {name: [] for name in embedders}
+    for _ in range(rounds):
+        for name, embedder in models.items():
+            for crop in crops:
+                start = time.perf_counter()
+                embedder.embed(crop)
+                samples[name].append(time.perf_counter() - start)
+    medians = {name: float(np.median(v)) for name, v in samples.items()}
+    first = embedders[0]
+    return {
+        "crops": len(crops),
+        "rounds": rounds,
+        "per_face": {name: summarise(v) for name, v in samples.items()},
+        "speedup_over_first": {name: medians[first] / m for name, m in medians.items()},
+    }
 
 
 def _unit_rows(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -326,6 +378,19 @@ def format_bench(report: dict[str, Any]) -> str:
             f"{v['detector']:<16} {v['embedder']:<16} {p['fps']:>6.1f} {p['frames']:>7} {p['faces']:>6}"
             f" {p['embedded']:>9}"
         )
+    if "embedders" in report:
+        e = report["embedders"]
+        first = next(iter(e["per_face"]))
+        lines += [
+            "",
+            f"embedders interleaved on the same {e['crops']} face crops x {e['rounds']} rounds"
+            f" (median ms per face; p95 in brackets)",
+        ]
+        for name, t in e["per_face"].items():
+            lines.append(
+                f"{name:<16} {t['median_ms']:>7.2f} ({t['p95_ms']:.1f})"
+                f"   {e['speedup_over_first'][name]:.2f}x {first}"
+            )
     lines += ["", "matching one probe (random unit vectors, 5 templates per person)"]
     lines.append(f"{'templates':>10} {'median ms':>10} {'p95 ms':>8} {'MB/1000':>8}")
     for r in report["matcher"]:

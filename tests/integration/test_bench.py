@@ -29,6 +29,8 @@ def test_bench_times_every_stage_on_every_frame(analyzer, tmp_path):
             "bench",
             "--video",
             str(scene.video),
+            "--embedders",
+            "facenet-dynamic,facenet-int8",
             "--footprint-runs",
             "0",
             "--json",
@@ -41,7 +43,8 @@ def test_bench_times_every_stage_on_every_frame(analyzer, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "machine: " in result.stdout and "ai_edge_litert" in result.stdout
     report = json.loads(out.read_text())
-    (variant,) = report["variants"]
+    assert [v["embedder"] for v in report["variants"]] == ["facenet-dynamic", "facenet-int8"]
+    variant = report["variants"][0]
     assert variant["frames"] == scene.frames
     assert variant["faces"] > 0
     assert set(variant["stages"]) == STAGES
@@ -51,6 +54,14 @@ def test_bench_times_every_stage_on_every_frame(analyzer, tmp_path):
     # The daemon's pipeline embeds only what tracking asks for: far fewer than every face.
     assert 0 < pipeline["embedded"] < variant["faces"]
     assert pipeline["events"] >= 4  # her and the stranger: recognized/unknown + left each
+    # The quantization gain comes from both embedders timed in turns on the same crops.
+    embedders = report["embedders"]
+    assert embedders["crops"] > 0 and list(embedders["per_face"]) == [
+        "facenet-dynamic",
+        "facenet-int8",
+    ]
+    assert embedders["speedup_over_first"]["facenet-dynamic"] == 1.0
+    assert "embedders interleaved" in result.stdout
     assert [r["templates"] for r in report["matcher"]] == [100, 1_000, 10_000, 50_000, 100_000]
     for png in ("match_latency.png", "fps_per_variant.png"):
         assert (out.parent / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
