@@ -2,9 +2,9 @@
 
 Owns: timing decode, detect, align, embed, match and publish-serialisation for every frame
 with every face embedded (the worst case), end-to-end frames per second, faces per second,
-peak resident memory, matcher scaling, and a description of the machine (the daemon's own cold
-start and memory come from `edgeface.footprint`). Medians and p95,
-never means: these machines are noisy. Never: part of the daemon or of the test suite.
+the embedders against each other on the same crops, matcher scaling, and a description of the
+machine (the daemon's own cold start and memory come from `edgeface.footprint`). Medians and
+p95, never means: these machines are noisy. Never: part of the daemon or of the test suite.
 """
 
 from __future__ import annotations
