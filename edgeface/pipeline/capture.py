@@ -23,6 +23,9 @@ from edgeface.images import to_bgr
 from edgeface.types import Frame
 
 log = logging.getLogger(__name__)
+# How long the end of a live source waits for its reader thread; a stalled stream can keep
+# read() blocked for FFmpeg's own timeout, and shutdown must not wait that long.
+READER_JOIN_TIMEOUT = 5.0
 
 
 @dataclass
@@ -165,23 +168,32 @@ class LiveSource:
             capture.release()
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        reader_stop = threading.Event()  # set when this generator ends, however it ends
         self._thread = threading.Thread(
-            target=self._reader, args=(stop,), name="capture", daemon=True
+            target=self._reader, args=(reader_stop,), name="capture", daemon=True
         )
         self._thread.start()
         min_interval = 1.0 / self.fps_cap
         last = 0.0
-        while not stop.is_set():
-            with self._cond:
-                self._cond.wait_for(lambda: self._latest is not None or stop.is_set(), timeout=0.5)
-                frame, self._latest = self._latest, None
-            if frame is None:
-                continue
-            wait = last + min_interval - self.clock()
-            if wait > 0:
-                stop.wait(wait)
-            last = self.clock()
-            yield frame
+        try:
+            while not stop.is_set():
+                with self._cond:
+                    self._cond.wait_for(
+                        lambda: self._latest is not None or stop.is_set(), timeout=0.5
+                    )
+                    frame, self._latest = self._latest, None
+                if frame is None:
+                    continue
+                wait = last + min_interval - self.clock()
+                if wait > 0:
+                    stop.wait(wait)
+                last = self.clock()
+                yield frame
+        finally:
+            # A reader still inside FFmpeg when the interpreter exits can abort the process
+            # (seen as SIGABRT at SIGTERM); a live stream returns from read() within a frame.
+            reader_stop.set()
+            self._thread.join(timeout=READER_JOIN_TIMEOUT)
 
 
 FrameSource = VideoFileSource | LiveSource
