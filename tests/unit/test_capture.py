@@ -85,3 +85,26 @@ def test_live_source_reconnects_and_reports_the_outage() -> None:
     assert len(attempts) >= 4
     assert source.stats.reconnects >= 1
     assert source.stats.frames_read >= 4
+
+
+def test_live_source_stops_its_reader_when_the_consumer_stops() -> None:
+    """The reader must not outlive frames(): a reader still inside FFmpeg when the interpreter
+    exits aborts the process. Holds whether the stop event is set or the loop is left early."""
+    readers: list[threading.Thread] = []
+
+    def opener(source: str) -> FlakyCapture:
+        readers.append(threading.current_thread())
+        return FlakyCapture(frames=10**9)
+
+    for leave_early in (False, True):
+        source = LiveSource("rtsp://cam", "door", 1000.0, 1.0, opener=opener)  # type: ignore[arg-type]
+        stop = threading.Event()
+        frames = source.frames(stop)
+        for got, _frame in enumerate(frames, 1):
+            if got >= 3:
+                if leave_early:
+                    break
+                stop.set()
+        frames.close()
+        assert not readers[-1].is_alive()
+        assert not stop.is_set() if leave_early else stop.is_set()
