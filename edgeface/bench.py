@@ -28,13 +28,15 @@ import numpy as np
 from edgeface.align import align_face
 from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config
+from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
+from edgeface.footprint import format_footprint
 from edgeface.gallery.matcher import Matcher, Thresholds
 from edgeface.models import find_model
 from edgeface.pipeline.engine import Engine
 from edgeface.pipeline.tracker import Tracker, TrackerSettings
 from edgeface.plots import Axis, line_chart
-from edgeface.runtime import runtime_info
+from edgeface.runtime import TFLiteModel, runtime_info
 from edgeface.types import Box, Event, Frame
 
 
@@ -287,9 +289,6 @@ def bench_embedders(
 ) -> dict[str, Any]:
     """Each embedder on the same crops, interleaved round by round, so that a machine slowing
     down or speeding up mid-run affects all of them alike; the ratios are to the first one."""
-    from edgeface.embed import FaceNetEmbedder
-    from edgeface.runtime import TFLiteModel
-
     cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
     models = {
         name: FaceNetEmbedder(TFLiteModel(find_model(name, cache)[0], cfg.runtime.num_threads))
@@ -403,8 +402,6 @@ def format_bench(report: dict[str, Any]) -> str:
         f" {report['peak_rss_mb']} MB"
     )
     if "daemon" in report:
-        from edgeface.footprint import format_footprint
-
         lines.append(format_footprint(report["daemon"]))
     return "\n".join(lines)
 
