@@ -11,12 +11,17 @@ templates are 100 MB read per probe); the centres are a fifth of that with five 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from edgeface.types import Band, Embedding, Match, RunnerUp
+
+if TYPE_CHECKING:
+    from edgeface.config import RecognitionConfig
 
 # Up to this many templates every one is scored; above it the two-pass search is used.
 EXHAUSTIVE_LIMIT = 20_000
@@ -28,6 +33,17 @@ SHORTLIST = 64
 class Thresholds:
     match: float
     unknown: float
+    # A best person closer than this to the runner-up is uncertain: on look-alikes the nearest
+    # enrolled person is often not the right one, and naming no one is the safe answer.
+    margin: float = 0.0
+
+    @classmethod
+    def from_config(cls, recognition: RecognitionConfig) -> Thresholds:
+        return cls(
+            match=recognition.match_threshold,
+            unknown=recognition.unknown_threshold,
+            margin=recognition.ambiguity_margin,
+        )
 
     def band(self, score: float) -> Band:
         if score >= self.match:
@@ -65,6 +81,14 @@ class Matcher:
         if len(self.templates) > EXHAUSTIVE_LIMIT:
             sums = np.add.reduceat(self.templates, self._starts, axis=0)
             self._centres = (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
+
+    def with_thresholds(self, thresholds: Thresholds) -> Matcher:
+        """The same index banded with other thresholds (a reload), without rebuilding it."""
+        if thresholds == self.thresholds:
+            return self
+        other = copy.copy(self)
+        other.thresholds = thresholds
+        return other
 
     @classmethod
     def empty(cls, thresholds: Thresholds) -> Matcher:
@@ -106,7 +130,10 @@ class Matcher:
             else None
         )
         band = self.thresholds.band(score)
-        if band == "match" and self._closer_to_negative(nearest, probe, score):
+        if band == "match" and (
+            (runner_up is not None and score - runner_up.score < self.thresholds.margin)
+            or self._closer_to_negative(nearest, probe, score)
+        ):
             band = "uncertain"
         person = nearest if band == "match" else None
         return Match(person=person, score=score, runner_up=runner_up, band=band, nearest=nearest)

@@ -40,11 +40,24 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Source:
+    """A file inside a PyPI distribution: an installed wheel, or an sdist fetched at build time."""
+
     name: str
-    wheel: str
+    wheel: str  # the distribution's name on PyPI
     wheel_version: str
-    path: str
+    path: str  # inside the installed package, or inside the sdist archive
     sha256: str
+    archive: str | None = None  # sdist file name, for sources not installed as a package
+    archive_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """An embedder's decision settings: its scores mean nothing without its own thresholds."""
+
+    match: float  # at or above: a name (if also clear of the runner-up by `margin`)
+    unknown: float  # below: an unknown face; in between: uncertain
+    margin: float  # the best person must beat the runner-up by this much
 
 
 @dataclass(frozen=True)
@@ -61,13 +74,17 @@ class ModelSpec:
     known_sha256: tuple[str, ...]
     anchors: str | None = None
     calibration: str | None = None
+    operating_point: OperatingPoint | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def recipe_hash(self, calibration_id: str = "") -> str:
         material = json.dumps(
             {
-                # The expected output checksum describes the result, not the recipe.
-                "model": {k: v for k, v in self.raw.items() if k != "sha256"},
+                # The expected checksum and the operating point describe the result, not the
+                # recipe: changing them must not trigger a rebuild.
+                "model": {
+                    k: v for k, v in self.raw.items() if k not in ("sha256", "operating_point")
+                },
                 "source_sha256": self.source.sha256,
                 "recipe_version": RECIPE_VERSION,
                 "calibration": calibration_id,
@@ -102,6 +119,8 @@ def load_manifest(path: Path | None = None) -> Manifest:
             wheel_version=str(s["wheel_version"]),
             path=s["path"],
             sha256=s["sha256"],
+            archive=s.get("sdist"),
+            archive_sha256=s.get("sdist_sha256"),
         )
         for name, s in data["sources"].items()
     }
@@ -117,6 +136,9 @@ def load_manifest(path: Path | None = None) -> Manifest:
             known_sha256=_digests(m.get("sha256")),
             anchors=m.get("anchors"),
             calibration=m.get("calibration"),
+            operating_point=OperatingPoint(**m["operating_point"])
+            if "operating_point" in m
+            else None,
             raw=m,
         )
         for name, m in data["models"].items()
