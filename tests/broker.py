@@ -176,11 +176,14 @@ class Received:
     payload: bytes
     retain: bool
     qos: int
+    connection: int  # which of the recorder's connections (1, 2, ...) delivered it
 
 
 class MqttRecorder:
     """A subscriber that records every message; it reconnects on its own and keeps a persistent
-    session (clean_session=False) so messages published while the broker restarts still arrive."""
+    session (clean_session=False) so messages published while the broker restarts still arrive.
+    Each message records which connection delivered it, so a test can tell a redelivery after a
+    broker outage from a duplicate within one connection."""
 
     def __init__(
         self,
@@ -196,6 +199,7 @@ class MqttRecorder:
         self._cond = threading.Condition()
         self._messages: list[Received] = []
         self._connected = False
+        self._connections = 0
         self._client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"recorder-{os.getpid()}-{id(self)}",
@@ -207,15 +211,23 @@ class MqttRecorder:
             self._client.tls_set(ca_certs=str(tls_ca))
         self._client.reconnect_delay_set(1, 1)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.connect_async(broker.host, broker.port, keepalive=10)
         self._client.loop_start()
-        self.wait_until(lambda: self._connected, timeout=10, what="recorder connected")
+        self.wait_until(lambda: self._connected, timeout=10, what="recorder subscribed")
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if not rc.is_failure:
+            with self._cond:
+                self._connections += 1
             client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
+        # Connected for the tests means subscribed: a message published before the SUBACK
+        # could miss this subscriber.
+        if not any(code.is_failure for code in codes):
             with self._cond:
                 self._connected = True
                 self._cond.notify_all()
@@ -226,7 +238,9 @@ class MqttRecorder:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self._messages.append(Received(msg.topic, bytes(msg.payload), msg.retain, msg.qos))
+            self._messages.append(
+                Received(msg.topic, bytes(msg.payload), msg.retain, msg.qos, self._connections)
+            )
             self._cond.notify_all()
 
     @property

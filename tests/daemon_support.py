@@ -3,7 +3,8 @@
 Owns: a daemon subprocess with its log in a file (`DaemonProcess`), the event lines it logs,
 its resident memory / fd / thread figures from /proc, a looping scene built from pip-shipped
 faces, a fake systemd notify socket, an MJPEG-over-HTTP camera served by the test, and the
-checks shared by the tests (delivered exactly once by id, in order per track).
+checks shared by the tests (delivered exactly once by id, or at least once across broker
+outages; in order per track).
 Never: touches anything outside the test's temporary directory, or the system mosquitto.
 """
 
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from broker import Received
 
 from edgeface.errors import EdgefaceError
 from edgeface.publish.schema import validate_event
@@ -190,11 +192,59 @@ def received_events(recorder: Any) -> list[dict[str, Any]]:
     return events
 
 
+def received_ids(recorder: Any) -> set[str]:
+    """The distinct event ids received so far (a redelivery counts once)."""
+    return {json.loads(p)["id"] for p in recorder.payloads(EVENTS)}
+
+
 def assert_once_in_order(received: list[dict[str, Any]], logged: list[tuple[str, int]]) -> None:
     """Every logged event received exactly once by id, in the logged order, sane per track."""
     ids = [e["id"] for e in received]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicates, f"delivered twice: {duplicates}"
+    _assert_in_logged_order(received, logged)
+
+
+def assert_at_least_once_in_order(
+    deliveries: list[Received], logged: list[tuple[str, int]], outages: int, max_inflight: int
+) -> None:
+    """The delivery promise across broker outages (README, "MQTT"): at least once, in order.
+
+    `deliveries` are the recorder's messages on the events topic, in arrival order. Taking the
+    first copy of each id, every logged event arrives once, in the logged order, sane per track
+    (nothing lost, nothing invented, nothing reordered). A later copy of an id is a redelivery of
+    a message in flight when a broker went away: the same bytes, on a later connection of the
+    subscriber than any earlier copy (never twice on one connection), ahead of every new event
+    on that connection (nothing newer overtakes it), and at most `max_inflight` per outage.
+    """
+    first: dict[str, Received] = {}
+    last_connection: dict[str, int] = {}
+    new_seen_on: set[int] = set()
+    firsts: list[dict[str, Any]] = []
+    repeats: list[str] = []
+    for delivery in deliveries:
+        event = json.loads(delivery.payload)
+        validate_event(event)
+        event_id, connection = event["id"], delivery.connection
+        if event_id not in first:
+            first[event_id] = delivery
+            firsts.append(event)
+            new_seen_on.add(connection)
+        else:
+            where = f"{event_id} again on connection {connection}"
+            assert delivery.payload == first[event_id].payload, f"{where}: different bytes"
+            assert connection > last_connection[event_id], (
+                f"{where}, after a copy on connection {last_connection[event_id]}:"
+                " a duplicate without a broker outage between"
+            )
+            assert connection not in new_seen_on, f"{where}: after a newer event"
+            repeats.append(event_id)
+        last_connection[event_id] = connection
+    assert len(repeats) <= outages * max_inflight, f"{len(repeats)} redeliveries: {repeats}"
+    _assert_in_logged_order(firsts, logged)
+
+
+def _assert_in_logged_order(received: list[dict[str, Any]], logged: list[tuple[str, int]]) -> None:
     assert [(e["type"], e["track_id"]) for e in received] == logged, "lost or reordered events"
     per_track: dict[int, list[dict[str, Any]]] = {}
     for event in received:

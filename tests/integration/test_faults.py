@@ -8,6 +8,7 @@ be made to hang. EDGEFACE_SOAK=1 raises the broker kill/restart cycles from 3 to
 from __future__ import annotations
 
 import hashlib
+import inspect
 import random
 import shutil
 import threading
@@ -26,12 +27,14 @@ from daemon_support import (
     Mount,
     NotifySocket,
     Scene,
+    assert_at_least_once_in_order,
     assert_once_in_order,
     fill_disk,
     latest_status,
     make_scene,
     outbox_ids,
     received_events,
+    received_ids,
     sqlite_check,
     wait_status,
     write_config,
@@ -39,11 +42,15 @@ from daemon_support import (
 
 from edgeface.config import load_config
 from edgeface.pipeline.engine import Engine, FrameResult
+from edgeface.publish.mqtt import MqttPublisher
 from edgeface.service import Daemon
 from edgeface.systemd import Notifier
 from edgeface.types import Frame
 
 BROKER_CYCLES = 20 if SOAK else 3
+# Unacknowledged events the daemon's publisher keeps in flight: at most this many can be
+# redelivered after one outage.
+MAX_INFLIGHT = inspect.signature(MqttPublisher).parameters["max_inflight"].default
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +75,15 @@ def test_broker_killed_and_restarted_at_random_moments(
     tmp_path: Path, scene: Scene, mosquitto: Any, recorder_factory: Any
 ) -> None:
     """Broker SIGKILLed or stopped while events are due, N times: every event the daemon
-    produced arrives exactly once by id, in the order produced, in order per track, and the
-    outbox is empty at the end."""
+    produced arrives, in the order produced, in order per track; a message in flight at an
+    outage may arrive again after it (same id and bytes, before anything newer), nothing else
+    twice; and the outbox is empty at the end."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     recorder = recorder_factory(mosquitto, EVENTS)
+    # A SIGKILLed broker comes back with what it last saved; save the recorder's subscription
+    # now, or events sent before the recorder has subscribed again would reach no one.
+    mosquitto.restart()
     config = write_config(tmp_path, scene.video, scene.gallery, mosquitto.port)
     daemon = DaemonProcess(config, tmp_path / "daemon.log")
     try:
@@ -97,9 +108,11 @@ def test_broker_killed_and_restarted_at_random_moments(
     finally:
         daemon.close()
     logged = daemon.logged_events()
-    recorder.wait_for_count(EVENTS, len(logged), timeout=30)
+    recorder.wait_until(
+        lambda: len(received_ids(recorder)) >= len(logged), 30, f"{len(logged)} distinct events"
+    )
     time.sleep(0.5)  # a duplicate would arrive now
-    assert_once_in_order(received_events(recorder), logged)
+    assert_at_least_once_in_order(recorder.on(EVENTS), logged, BROKER_CYCLES, MAX_INFLIGHT)
     assert sqlite_check(tmp_path / "state" / "outbox.sqlite3", "outbox") == 0
 
 
