@@ -2,7 +2,8 @@
 
 Owns: the cache file in the state directory (0600 in a 0700 folder), its schema, keyed by the
 photo's content sha256 plus an analysis version (model, alignment, detector settings), atomic
-writes (one transaction per batch), and recovery from a damaged file: it is moved aside and
+writes (one short transaction per call; the gallery commits photo by photo so an interrupted
+indexing keeps its progress), and recovery from a damaged file: it is moved aside and
 rebuilt with a warning. Stored per photo: the largest face's embedding (float32 bytes), box and
 sharpness, the number of faces, or the reason no face could be used.
 Never: decides whether a face is good enough (thresholds can change without invalidating the

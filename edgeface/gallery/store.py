@@ -4,6 +4,11 @@ Owns: per-photo analysis (decode, detect, largest face, size and sharpness check
 the embedding cache, recomputing only photos whose file changed, the gallery report (people,
 photo and usable counts, problems with reasons), the gallery version (a content hash a fleet can
 compare), and logging each problem once when it first appears.
+Photos are streamed: each one is read, hashed, analysed, committed to the cache and released
+before the next is opened, so memory does not grow with the number of photos arriving, and an
+interrupted refresh keeps what it did. A refresh may be given a time budget and a stop event:
+what it has not reached stays in a backlog (`GalleryUpdate.indexing`) for the next refresh, and
+photos that appeared since the previous refresh go before that backlog.
 Never: watches the folder (see watcher.py), owns threads, or writes into the gallery folder.
 """
 
@@ -12,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +40,10 @@ log = logging.getLogger(__name__)
 
 # (done, total, path): called while photos are analysed, e.g. to draw a progress bar.
 ProgressCallback = Callable[[int, int, Path], None]
+
+# The daemon's first refresh indexes for at most this long before READY; the rest of an uncached
+# gallery is indexed in the background (deploy/edgeface.service's TimeoutStartSec allows for it).
+START_INDEXING_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,18 @@ class Template:
 
 
 @dataclass(frozen=True)
+class Indexing:
+    """Settled photos whose analysis is known (from memory, cache or computed) out of all."""
+
+    done: int
+    total: int
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total
+
+
+@dataclass(frozen=True)
 class GalleryUpdate:
     matcher: Matcher
     report: GalleryReport
@@ -90,6 +112,7 @@ class GalleryUpdate:
     changed: bool  # templates, people or problems differ from the previous refresh
     templates: tuple[Template, ...] = ()
     next_settle_at: float | None = None  # wall-clock time a pending file may become usable
+    indexing: Indexing = Indexing(0, 0)  # photos not reached yet are left out of everything else
 
 
 @dataclass
@@ -97,20 +120,6 @@ class _PhotoState:
     signature: object
     report: PhotoReport
     embedding: Embedding | None
-
-
-@dataclass
-class _Work:
-    entry: PhotoEntry
-    sha256: str
-    data: bytes | None = None
-    analysis: Analysis | None = None
-
-
-@dataclass
-class _RefreshStats:
-    computed: int = 0
-    to_analyse: list[_Work] = field(default_factory=list)
 
 
 class Gallery:
@@ -137,6 +146,7 @@ class Gallery:
         self.analysis_version = analysis_version(analyzer)
         self._scanner = FolderScanner(self.root, settings.settle_seconds)
         self._photos: dict[Path, _PhotoState] = {}
+        self._backlog: set[Path] = set()  # settled photos the last refresh did not reach
         self._logged: dict[Path, str] = {}
         self._last_key: tuple[object, ...] | None = None
         self._lock = threading.Lock()
@@ -158,61 +168,83 @@ class Gallery:
         return cls(
             Path(cfg.gallery.path),
             cfg.gallery,
-            Thresholds(match=rec.match_threshold, unknown=rec.unknown_threshold),
+            Thresholds.from_config(rec),
             analyzer,
             cache,
             progress,
         )
 
-    def refresh(self, now: float) -> GalleryUpdate:
-        """Rescan the folder (wall-clock `now`), analyse what changed, build a new Matcher."""
+    def refresh(
+        self,
+        now: float,
+        *,
+        budget: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> GalleryUpdate:
+        """Rescan the folder (wall-clock `now`), analyse what changed, build a new Matcher.
+
+        With a `budget` (seconds), photos are analysed until it is spent (at least one), and
+        with `stop`, until it is set; the photos not reached are left for the next refresh.
+        """
+        deadline = None if budget is None else time.monotonic() + budget
         with self._lock:
             scan = self._scanner.scan(now)
-            stats = self._update_photos(scan)
-            update = self._build_update(scan, stats.computed)
+            computed, indexing = self._update_photos(scan, deadline, stop)
+            update = self._build_update(scan, computed, indexing)
             self._log_new_problems(update.report)
             self.last_update = update
             return update
 
+    def start_refresh(self, now: float, stop: threading.Event) -> GalleryUpdate:
+        """The daemon's first refresh, before READY: at most START_INDEXING_SECONDS of reading
+        and analysing photos, then the rest is left to the watcher (`indexing` says how much).
+        """
+        return self.refresh(now, budget=START_INDEXING_SECONDS, stop=stop)
+
     # -- per-photo analysis -----------------------------------------------------------------
 
-    def _update_photos(self, scan: GalleryScan) -> _RefreshStats:
-        stats = _RefreshStats()
+    def _update_photos(
+        self, scan: GalleryScan, deadline: float | None, stop: threading.Event | None
+    ) -> tuple[int, Indexing]:
         current: dict[Path, _PhotoState] = {}
+        todo: list[PhotoEntry] = []
         for entry in scan.photos:
             known = self._photos.get(entry.path)
             if known is not None and known.signature == entry.signature:
                 current[entry.path] = known
-                continue
-            state_or_work = self._prepare(entry, known)
-            if isinstance(state_or_work, _PhotoState):
-                current[entry.path] = state_or_work
             else:
-                stats.to_analyse.append(state_or_work)
-        fresh: list[tuple[str, Analysis]] = []
-        total = len(stats.to_analyse)
-        for done, work in enumerate(stats.to_analyse, start=1):
-            assert work.data is not None
-            work.analysis = self._analyse(work.data, work.entry.path)
-            work.data = None  # photos can be large; keep only the result
-            stats.computed += 1
-            fresh.append((work.sha256, work.analysis))
-            current[work.entry.path] = self._judge(work.entry, work.sha256, work.analysis)
+                todo.append(entry)
+        # Photos that appeared since the last refresh go before an older backlog: one new photo
+        # must not wait behind thousands (sorted() is stable, so each group keeps scan order).
+        todo.sort(key=lambda e: e.path in self._backlog)
+        computed = 0
+        left: set[Path] = set()
+        for done, entry in enumerate(todo):
+            out_of_time = deadline is not None and done > 0 and time.monotonic() >= deadline
+            if out_of_time or (stop is not None and stop.is_set()):
+                left.add(entry.path)
+                continue
+            state, analysed = self._resolve(entry, self._photos.get(entry.path))
+            current[entry.path] = state
+            computed += int(analysed)
             if self.progress is not None:
-                self.progress(done, total, work.entry.path)
-        if self.cache is not None and fresh:
-            self.cache.put_many(self.analysis_version, fresh)
+                self.progress(done + 1, len(todo), entry.path)
         self._photos = current
-        return stats
+        self._backlog = left
+        return computed, Indexing(len(scan.photos) - len(left), len(scan.photos))
 
-    def _prepare(self, entry: PhotoEntry, known: _PhotoState | None) -> _PhotoState | _Work:
-        """Hash a new or changed file; answer from memory or cache, else queue it for analysis."""
+    def _resolve(self, entry: PhotoEntry, known: _PhotoState | None) -> tuple[_PhotoState, bool]:
+        """One new or changed file, start to finish: read, hash, answer from memory or cache,
+        else analyse and cache the result. Its bytes and pixels are released on return.
+        The flag says whether it was analysed (not found in memory or cache).
+        """
         if entry.size > MAX_FILE_BYTES:
-            return self._failed(entry, f"{entry.size} bytes, larger than {MAX_FILE_BYTES} allowed")
+            reason = f"{entry.size} bytes, larger than {MAX_FILE_BYTES} allowed"
+            return self._failed(entry, reason), False
         try:
             data = entry.path.read_bytes()
         except OSError as exc:
-            return self._failed(entry, f"cannot be read ({exc.strerror or exc})")
+            return self._failed(entry, f"cannot be read ({exc.strerror or exc})"), False
         sha = hashlib.sha256(data).hexdigest()
         if (
             known is not None
@@ -220,11 +252,16 @@ class Gallery:
             and known.report.negative == entry.negative
         ):
             # Touched or copied over with the same bytes: keep the result, note the new signature.
-            return _PhotoState(entry.signature, known.report, known.embedding)
+            return _PhotoState(entry.signature, known.report, known.embedding), False
         cached = self.cache.get(sha, self.analysis_version) if self.cache is not None else None
         if cached is not None:
-            return self._judge(entry, sha, cached)
-        return _Work(entry, sha, data)
+            return self._judge(entry, sha, cached), False
+        analysis = self._analyse(data, entry.path)
+        del data  # the pixels are gone too once _analyse returned; keep only the result
+        if self.cache is not None:
+            # Committed photo by photo: a stop or a crash keeps everything analysed so far.
+            self.cache.put(sha, self.analysis_version, analysis)
+        return self._judge(entry, sha, analysis), True
 
     def _failed(self, entry: PhotoEntry, reason: str) -> _PhotoState:
         report = PhotoReport(entry.path, entry.person, entry.negative, usable=False, reason=reason)
@@ -258,7 +295,7 @@ class Gallery:
 
     # -- building the result -----------------------------------------------------------------
 
-    def _build_update(self, scan: GalleryScan, computed: int) -> GalleryUpdate:
+    def _build_update(self, scan: GalleryScan, computed: int, indexing: Indexing) -> GalleryUpdate:
         states = [self._photos[p.path] for p in scan.photos if p.path in self._photos]
         templates = tuple(
             Template(s.report.person, s.report.path, s.embedding, s.report.negative)
@@ -311,6 +348,7 @@ class Gallery:
             changed=changed,
             templates=templates,
             next_settle_at=scan.next_settle_at,
+            indexing=indexing,
         )
 
     def _log_new_problems(self, report: GalleryReport) -> None:

@@ -4,6 +4,9 @@ Owns: one worker thread that refreshes the Gallery when the folder changes (inot
 `watchdog`, debounced) or, without inotify (config `watch: false`, a network share, inotify limits
 reached), by polling every `poll_interval`; waking up when a pending file should have settled;
 noticing a symlink flip of the gallery root; and calling back with each changed update.
+A large batch of photos is indexed in slices of about `INDEXING_SLICE` seconds, each followed by
+an update (so what is indexed is usable at once) and a look at the folder (so a photo added
+meanwhile goes before the rest of the batch); a stop is answered between two photos.
 Never: dies on an exception (it logs and carries on), analyses photos itself, or calls back
 from more than one thread.
 """
@@ -29,6 +32,8 @@ UpdateCallback = Callable[[GalleryUpdate], None]
 
 # Our own reads of photos produce these; reacting to them would refresh forever.
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
+# Seconds of photo analysis per refresh while a backlog remains (at least one photo each).
+INDEXING_SLICE = 1.0
 
 
 class _Nudge(FileSystemEventHandler):
@@ -132,7 +137,7 @@ class GalleryWatcher:
             self._settle_events()
         elif time.monotonic() < next_refresh:
             return next_refresh  # a wake-up only to check the root
-        update = self.gallery.refresh(self.clock())
+        update = self.gallery.refresh(self.clock(), budget=INDEXING_SLICE, stop=self._stopping)
         self.last_update = update
         if update.changed or not self._delivered:
             self._delivered = True
@@ -144,6 +149,8 @@ class GalleryWatcher:
         due = time.monotonic() + interval
         if update.next_settle_at is not None:
             due = min(due, time.monotonic() + max(0.02, update.next_settle_at - self.clock()))
+        if not update.indexing.finished:
+            due = time.monotonic()  # the backlog goes on right after a look for new events
         return due
 
     def _settle_events(self) -> None:

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -383,11 +384,11 @@ def test_watcher_survives_errors(analyzer, astronaut_bgr, eileen_probe, dirs, ca
     calls = {"refresh": 0, "callback": 0}
     real_refresh = gallery.refresh
 
-    def flaky_refresh(now: float) -> GalleryUpdate:
+    def flaky_refresh(now: float, **slice_: Any) -> GalleryUpdate:
         calls["refresh"] += 1
         if calls["refresh"] == 2:
             raise RuntimeError("disk hiccup")
-        return real_refresh(now)
+        return real_refresh(now, **slice_)
 
     latest = Latest()
 
