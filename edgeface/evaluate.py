@@ -1,9 +1,10 @@
-"""Accuracy on a labelled folder: identification (enrol one photo, probe the rest) and verification.
+"""Accuracy on a labelled folder: open-set identification as the daemon meets it, and verification.
 
-Owns: reading LABELS.csv / PAIRS.csv, embedding each photo once per model, and the metrics
-(rank-1, correct-accept and false-positive identification rates at the configured threshold;
-10-fold cross-validated verification accuracy, AUC, TAR at FAR 1e-2). Photos where no face is
-found are counted in every table, never dropped silently.
+Owns: reading LABELS.csv / PAIRS.csv, embedding each photo once per model, and the metrics:
+identification with several photos enrolled per person and strangers probed (correct accepts,
+enrolled people named as someone else, misses and strangers named, at the model's operating
+point and at FPIR 1 %, plus a DET curve); 10-fold cross-validated verification accuracy, AUC,
+TAR at FAR 1e-2. Photos where no face is found are counted in every table, never dropped.
 Never: decides thresholds for the daemon (it reports them), or writes outside the given outputs.
 """
 
@@ -151,61 +152,129 @@ def cross_validated_accuracy(
 # --- the evaluation ---------------------------------------------------------------------------
 
 
-def identification(
-    images: list[LabelledImage], results: dict[str, ImageResult], thresholds: Thresholds
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """One probe against the gallery, before a threshold: who is nearest, how close, how clear."""
+
+    genuine: bool  # the probe's identity is enrolled
+    identity: str
+    nearest: str | None  # None: no face in the probe
+    score: float
+    clear: bool  # passes the runner-up margin and the person's negatives
+
+    def named(self, threshold: float) -> str | None:
+        return self.nearest if self.clear and self.score >= threshold else None
+
+
+def gallery_probes(
+    images: list[LabelledImage], results: dict[str, ImageResult], margin: float
+) -> tuple[list[ProbeOutcome], int]:
+    """The daemon's situation on a labelled folder: several photos per person enrolled.
+
+    Every identity with two or more photos is enrolled; each of its photos is probed in turn
+    against a gallery of all other photos (leave one out). Identities with one photo, and
+    `unknown`/`none` labels, are strangers probed against the whole gallery. Returns the
+    outcomes and how many enrolled photos had no face (they are in no gallery).
+    """
     by_identity: dict[str, list[LabelledImage]] = {}
     for img in images:
         if img.identity not in NOT_A_PERSON:
             by_identity.setdefault(img.identity, []).append(img)
-    enrolled: list[tuple[str, Embedding]] = []
-    genuine: list[LabelledImage] = []
-    impostors = [img for img in images if img.identity in ("unknown", "none")]
-    no_face = 0
-    for identity, group in sorted(by_identity.items()):
-        group.sort(key=lambda i: i.relative)
-        if len(group) == 1:
-            impostors.append(group[0])
+    enrolled = [img for group in by_identity.values() if len(group) > 1 for img in group]
+    strangers = [img for img in images if img.identity in ("unknown", "none")] + [
+        group[0] for group in by_identity.values() if len(group) == 1
+    ]
+    usable = [img for img in enrolled if results[img.relative].embedding is not None]
+    matrix = np.array([results[i.relative].embedding for i in usable], dtype=np.float32)
+    labels = [img.identity for img in usable]
+    # Thresholds of -2 let the matcher apply only the margin rule; the threshold is swept later.
+    rule = Thresholds(match=-2.0, unknown=-2.0, margin=margin)
+    outcomes = []
+    for img in sorted(enrolled + strangers, key=lambda i: i.relative):
+        genuine = img in enrolled
+        embedding = results[img.relative].embedding
+        if embedding is None:
+            outcomes.append(ProbeOutcome(genuine, img.identity, None, NO_FACE_SCORE, False))
             continue
-        first = results[group[0].relative].embedding
-        if first is None:
-            no_face += 1
-            # the identity cannot be enrolled: its probes can never be correct
-        else:
-            enrolled.append((identity, first))
-        genuine.extend(group[1:])
-    matcher = Matcher(
-        np.array([e for _, e in enrolled], dtype=np.float32).reshape(len(enrolled), -1),
-        [p for p, _ in enrolled],
-        thresholds,
-    )
-    rank1 = accepted = false_positive = 0
-    for img in genuine:
-        emb = results[img.relative].embedding
-        if emb is None:
-            no_face += 1
-            continue
-        match = matcher.match(emb)
-        rank1 += match.nearest == img.identity
-        accepted += match.person == img.identity
-    for img in impostors:
-        emb = results[img.relative].embedding
-        if emb is None:
-            no_face += 1
-            continue
-        false_positive += matcher.match(emb).person is not None
+        keep = [i for i, other in enumerate(usable) if other is not img]
+        matcher = Matcher(matrix[keep].reshape(len(keep), -1), [labels[i] for i in keep], rule)
+        match = matcher.match(embedding)
+        outcomes.append(
+            ProbeOutcome(
+                genuine, img.identity, match.nearest, match.score, match.person is not None
+            )
+        )
+    return outcomes, len(enrolled) - len(usable)
+
+
+def open_set_rates(outcomes: list[ProbeOutcome], threshold: float) -> dict[str, Any]:
+    """CAR, misidentifications, misses and FPIR of the probes at one threshold."""
+    genuine = [o for o in outcomes if o.genuine]
+    strangers = [o for o in outcomes if not o.genuine]
+    named = [(o, o.named(threshold)) for o in genuine]
+    correct = sum(who == o.identity for o, who in named)
+    wrong = sum(who is not None and who != o.identity for o, who in named)
+    accepted = sum(o.named(threshold) is not None for o in strangers)
     return {
-        "rank1": rank1 / len(genuine) if genuine else float("nan"),
-        "correct_accept_rate": accepted / len(genuine) if genuine else float("nan"),
-        "false_positive_identification_rate": (
-            false_positive / len(impostors) if impostors else float("nan")
-        ),
-        "threshold": thresholds.match,
-        "enrolled_identities": len(enrolled),
-        "genuine_probes": len(genuine),
-        "impostor_probes": len(impostors),
-        "no_face": no_face,
+        "threshold": threshold,
+        "correct_accept_rate": correct / len(genuine) if genuine else float("nan"),
+        "misidentified": wrong,
+        "missed": len(genuine) - correct - wrong,
+        "strangers_accepted": accepted,
+        "false_positive_identification_rate": accepted / len(strangers)
+        if strangers
+        else float("nan"),
     }
+
+
+def threshold_at_fpir(outcomes: list[ProbeOutcome], fpir: float) -> float:
+    """The lowest threshold at which at most `fpir` of the strangers are given a name."""
+    strangers = [o.score for o in outcomes if not o.genuine and o.clear]
+    total = sum(not o.genuine for o in outcomes)
+    allowed = int(np.floor(fpir * total))
+    ordered = sorted(strangers, reverse=True)
+    if allowed >= len(ordered):
+        return -1.0
+    return float(np.nextafter(np.float32(ordered[allowed]), np.float32(2.0)))
+
+
+def identification(
+    images: list[LabelledImage], results: dict[str, ImageResult], thresholds: Thresholds
+) -> dict[str, Any]:
+    """Open-set identification at the shipped operating point and at FPIR 1 %."""
+    outcomes, enrolled_without_face = gallery_probes(images, results, thresholds.margin)
+    genuine = [o for o in outcomes if o.genuine]
+    report = open_set_rates(outcomes, thresholds.match)
+    report.update(
+        {
+            "rank1": sum(o.nearest == o.identity for o in genuine) / len(genuine)
+            if genuine
+            else float("nan"),
+            "margin": thresholds.margin,
+            "at_fpir_1e-2": open_set_rates(outcomes, threshold_at_fpir(outcomes, 1e-2)),
+            "enrolled_identities": len({o.identity for o in genuine}),
+            "genuine_probes": len(genuine),
+            "impostor_probes": len(outcomes) - len(genuine),
+            "no_face": sum(o.nearest is None for o in outcomes),
+            "enrolled_without_face": enrolled_without_face,
+            "det": det_curve(outcomes),
+        }
+    )
+    return report
+
+
+def det_curve(outcomes: list[ProbeOutcome]) -> list[tuple[float, float, float]]:
+    """(threshold, FPIR, FNIR) at every score where a decision changes."""
+    genuine = [o for o in outcomes if o.genuine]
+    strangers = [o for o in outcomes if not o.genuine]
+    if not genuine or not strangers:
+        return []
+    points = []
+    for t in sorted({o.score for o in outcomes if o.nearest is not None}):
+        fpir = sum(o.named(t) is not None for o in strangers) / len(strangers)
+        fnir = sum(o.named(t) != o.identity for o in genuine) / len(genuine)
+        points.append((float(t), fpir, fnir))
+    return points
 
 
 def all_pairs(
@@ -285,27 +354,33 @@ def evaluate_model(
 
 def format_eval_table(report: dict[str, Any]) -> str:
     lines = [
-        "identification (first photo per identity enrolled, the rest probed)",
-        f"{'model':<18} {'rank-1':>7} {'CAR':>7} {'FPIR':>7} {'thresh':>7} {'genuine':>8}"
-        f" {'impostor':>9} {'no face':>8}",
+        "identification (every person with 2+ photos enrolled, each photo probed leave-one-out;"
+        " single-photo people and unknowns are strangers)",
+        f"{'model':<24} {'thresh':>6} {'CAR':>6} {'misid':>6} {'missed':>6} {'FPIR':>6}"
+        f" {'strangers':>10} | {'@FPIR1%':>7} {'CAR':>6} {'misid':>6} | {'rank-1':>6}"
+        f" {'genuine':>7} {'no face':>7}",
     ]
     for name, r in report["models"].items():
-        i = r["identification"]
+        i, low = r["identification"], r["identification"]["at_fpir_1e-2"]
+        accepted = f"{i['strangers_accepted']}/{i['impostor_probes']}"
         lines.append(
-            f"{name:<18} {i['rank1']:>7.3f} {i['correct_accept_rate']:>7.3f}"
-            f" {i['false_positive_identification_rate']:>7.3f} {i['threshold']:>7.2f}"
-            f" {i['genuine_probes']:>8} {i['impostor_probes']:>9} {i['no_face']:>8}"
+            f"{name:<24} {i['threshold']:>6.2f} {i['correct_accept_rate']:>6.3f}"
+            f" {i['misidentified']:>6} {i['missed']:>6}"
+            f" {i['false_positive_identification_rate']:>6.3f} {accepted:>10} |"
+            f" {low['threshold']:>7.3f} {low['correct_accept_rate']:>6.3f}"
+            f" {low['misidentified']:>6} | {i['rank1']:>6.3f} {i['genuine_probes']:>7}"
+            f" {i['no_face']:>7}"
         )
     lines += [
         "",
         "verification (all pairs of single-person photos; genuine near-duplicates left out)",
-        f"{'model':<18} {'acc':>6} {'+-':>6} {'AUC':>6} {'TAR@1%':>7} {'pairs':>6}"
+        f"{'model':<24} {'acc':>6} {'+-':>6} {'AUC':>6} {'TAR@1%':>7} {'pairs':>6}"
         f" {'gen':>4} {'imp':>5} {'no face':>8}",
     ]
     for name, r in report["models"].items():
         v = r["verification"]
         lines.append(
-            f"{name:<18} {v['accuracy']:>6.3f} {v['accuracy_std']:>6.3f} {v['auc']:>6.3f}"
+            f"{name:<24} {v['accuracy']:>6.3f} {v['accuracy_std']:>6.3f} {v['auc']:>6.3f}"
             f" {v['tar_at_far_1e-2']:>7.3f} {v['pairs']:>6} {v['genuine_pairs']:>4}"
             f" {v['impostor_pairs']:>5} {v['no_face']:>8}"
         )
@@ -315,6 +390,18 @@ def format_eval_table(report: dict[str, Any]) -> str:
     for name, paths in without.items():
         lines.append(f"{name}: no face found in {len(paths)} image(s): {', '.join(paths)}")
     return "\n".join(lines)
+
+
+def plot_det(curves: dict[str, list[tuple[float, float, float]]], out: Path) -> None:
+    """Open-set DET curves: missed or misnamed enrolled probes against strangers named."""
+    series = {
+        name: [(max(fpir, 1e-3), fnir) for _, fpir, fnir in points]
+        for name, points in curves.items()
+        if points
+    }
+    line_chart(
+        series, Axis("FPIR", 1e-3, 1.0, log=True), Axis("FNIR", 0.0, 1.0), out, "DET (gallery)"
+    )
 
 
 def plot_roc(curves: dict[str, dict[str, Any]], out: Path) -> None:

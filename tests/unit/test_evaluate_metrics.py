@@ -53,7 +53,29 @@ def test_identification_counts_probes_impostors_and_missing_faces():
         "g1": ImageResult(unit([0, 0, 1]), 0),
     }
     r = identification(images, results, Thresholds(0.6, 0.4))
-    assert r["genuine_probes"] == 2 and r["impostor_probes"] == 2
-    assert r["no_face"] == 1
-    assert r["rank1"] == 0.5  # a2 right, a3 had no face
+    # ana's three photos are each probed against the other two (leave one out)
+    assert r["genuine_probes"] == 3 and r["impostor_probes"] == 2
+    assert r["no_face"] == 1 and r["enrolled_without_face"] == 1
+    assert r["rank1"] == 2 / 3  # a1 and a2 find each other, a3 had no face
+    assert r["correct_accept_rate"] == 2 / 3 and r["misidentified"] == 0
     assert r["false_positive_identification_rate"] == 0.5  # u1 looks like ana
+    # the lowest threshold naming no stranger sits just above u1's score
+    assert r["at_fpir_1e-2"]["strangers_accepted"] == 0
+    assert r["at_fpir_1e-2"]["threshold"] > float(results["u1"].embedding @ results["a1"].embedding)
+
+
+def test_identification_counts_strangers_named_and_people_misnamed_separately():
+    ana, bo = unit([1, 0, 0]), unit([0, 1, 0])
+    names = [("a1", "ana"), ("a2", "ana"), ("b1", "bo"), ("b2", "bo"), ("s1", "stranger")]
+    images = [LabelledImage(None, n, who) for n, who in names]  # type: ignore[arg-type]
+    results = {
+        "a1": ImageResult(ana, 0),
+        "a2": ImageResult(unit([0.2, 1, 0]), 0),  # ana's photo that looks like bo
+        "b1": ImageResult(bo, 0),
+        "b2": ImageResult(unit([0, 1, 0.1]), 0),
+        "s1": ImageResult(unit([1, 0.05, 0]), 0),  # a stranger very like ana
+    }
+    r = identification(images, results, Thresholds(0.6, 0.4))
+    # a2 is named bo (misidentified); a1 is missed, its only ana template being a2
+    assert r["misidentified"] == 1 and r["missed"] == 1
+    assert r["strangers_accepted"] == 1 and r["correct_accept_rate"] == 0.5

@@ -49,3 +49,20 @@ def test_two_pass_search_agrees_with_exhaustive(monkeypatch):
         result = fast.match(probe)
         assert result.nearest == fast.person_names[best] == labels[i]
         assert abs(result.score - float(exhaustive[best])) < 1e-5
+
+
+def unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_a_match_too_close_to_the_runner_up_is_uncertain_not_a_name():
+    ana, bo = unit([1, 0.0, 0]), unit([0.8, 0.6, 0])
+    probe = unit([0.95, 0.3, 0])  # about 0.95 to ana and 0.94 to bo: a look-alike
+    plain = Matcher(np.stack([ana, bo]), ["ana", "bo"], Thresholds(0.6, 0.4))
+    assert plain.match(probe).person == "ana"
+    careful = Matcher(np.stack([ana, bo]), ["ana", "bo"], Thresholds(0.6, 0.4, margin=0.1))
+    match = careful.match(probe)
+    assert match.person is None and match.band == "uncertain" and match.nearest == "ana"
+    # clear of the runner-up: still a name
+    assert careful.match(ana).person == "ana"
