@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ FRAMES = int(os.environ.get("EDGEFACE_SOAK_FRAMES", 50_000 if SOAK else 1_500))
 RSS_KIB_PER_KFRAMES = 200 if SOAK else 2048
 FDS_PER_KFRAMES = 0.05 if SOAK else 2.0
 WARMUP = 0.2  # fraction of the run ignored (model arenas, first gallery changes)
+GALLERY_CHANGES = 200 if SOAK else 5
 
 
 @pytest.fixture(scope="module")
@@ -46,38 +46,46 @@ def scene(tmp_path_factory: pytest.TempPathFactory, analyzer: Any) -> Scene:
 
 
 class GalleryChurn:
-    """Adds a new photo of the person every `period` s and removes the oldest added one, so the
-    watcher rescans, embeds and drops templates all through the run."""
+    """Adds a new photo of the person and removes the oldest added one, so the watcher rescans,
+    embeds and drops templates all through the run. Driven by the daemon's frame counter, not
+    the wall clock: change k is made once `k/(count+1)` of the frames have gone by and the
+    daemon has taken the previous change (its status shows a new gallery version), so every run
+    makes exactly `count` changes, each of them seen, however fast or loaded the machine is."""
 
-    def __init__(self, person_dir: Path, period: float) -> None:
+    def __init__(self, person_dir: Path, frames: int, count: int) -> None:
         self.person_dir = person_dir
         self.source = cv2.imread(str(next(person_dir.glob("*.jpg"))))
-        self.period = period
+        self.every = frames // (count + 1)
+        self.count = count
         self.changes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._version_before: str | None = None
+        self._added: list[Path] = []
 
-    def _run(self) -> None:
-        added: list[Path] = []
-        while not self._stop.wait(self.period):
-            n = self.changes
-            # new bytes every time (JPEG quality varies, a few pixels change): a fresh embedding
-            image = self.source.copy()
-            image[n % image.shape[0], :, :] = n % 255
-            path = self.person_dir / f"churn-{n}.jpg"
-            cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 80 + n % 15])
-            added.append(path)
-            if len(added) > 2:
-                added.pop(0).unlink()
-            self.changes += 1
+    def done(self, status: dict[str, Any]) -> bool:
+        return self.changes == self.count and self._taken(status)
 
-    def __enter__(self) -> GalleryChurn:
-        self._thread.start()
-        return self
+    def step(self, status: dict[str, Any]) -> None:
+        """Make the next change if it is due and the daemon has taken the previous one."""
+        due = status["frames"] >= (self.changes + 1) * self.every
+        if self.changes < self.count and due and self._taken(status):
+            self._version_before = status["gallery"]["version"]
+            self._change()
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def _taken(self, status: dict[str, Any]) -> bool:
+        version = status["gallery"]["version"]
+        return self.changes == 0 or (version is not None and version != self._version_before)
+
+    def _change(self) -> None:
+        n = self.changes
+        # new bytes every time (JPEG quality varies, a few pixels change): a fresh embedding
+        image = self.source.copy()
+        image[n % image.shape[0], :, :] = n % 255
+        path = self.person_dir / f"churn-{n}.jpg"
+        cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 80 + n % 15])
+        self._added.append(path)
+        if len(self._added) > 2:
+            self._added.pop(0).unlink()
+        self.changes += 1
 
 
 def test_soak_memory_fds_threads_flat(
@@ -91,32 +99,31 @@ def test_soak_memory_fds_threads_flat(
     recorder = recorder_factory(mosquitto, "edgeface/dev1/#")
     config = write_config(tmp_path, scene.video, gallery, mosquitto.port, camera={"fps_cap": 240})
     samples: list[dict[str, float]] = []
+    churn = GalleryChurn(person_dir, FRAMES, GALLERY_CHANGES)
     daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    deadline = time.monotonic() + (3 * 3600 if SOAK else 180)
+    deadline = time.monotonic() + (3 * 3600 if SOAK else 300)
     try:
         daemon.wait_events(1, timeout=60)
-        with GalleryChurn(person_dir, period=2.0 if not SOAK else 5.0) as churn:
-            frames = 0
-            while frames < FRAMES:
-                assert time.monotonic() < deadline, f"only {frames} frames"
-                assert daemon.alive(), daemon.log()[-3000:]
-                time.sleep(1.0)
-                status = latest_status(recorder)
-                if status is None:
-                    continue
-                frames = status["frames"]
-                samples.append(
-                    {
-                        "frames": frames,
-                        "rss_kib": daemon.rss_kib(),
-                        "fds": daemon.open_fds(),
-                        "threads": daemon.threads(),
-                    }
-                )
+        status: dict[str, Any] | None = None
+        while status is None or status["frames"] < FRAMES or not churn.done(status):
+            assert time.monotonic() < deadline, f"{samples[-1:]}, {churn.changes} changes"
+            assert daemon.alive(), daemon.log()[-3000:]
+            time.sleep(1.0)
+            status = latest_status(recorder)
+            if status is None:
+                continue
+            churn.step(status)
+            samples.append(
+                {
+                    "frames": status["frames"],
+                    "rss_kib": daemon.rss_kib(),
+                    "fds": daemon.open_fds(),
+                    "threads": daemon.threads(),
+                }
+            )
         assert daemon.terminate() == 0
     finally:
         daemon.close()
-    assert churn.changes >= 3, "the gallery did not change during the run"
     steady = [s for s in samples if s["frames"] >= WARMUP * FRAMES]
     xs = [s["frames"] / 1000 for s in steady]
     figures = {
