@@ -250,3 +250,26 @@ def test_photo_added_during_a_large_batch_is_matched_before_it_ends(jpeg, tmp_pa
     assert not update.indexing.finished, (
         f"newcomer usable only after the batch ({update.indexing.done}/{update.indexing.total})"
     )
+
+
+def test_status_reports_indexing_progress(jpeg, tmp_path, mosquitto, recorder_factory):
+    gallery_root = tmp_path / "gallery"
+    write_copies(jpeg, gallery_root / "Batch", 3)
+    recorder = recorder_factory(mosquitto, support.STATUS)
+    config = support.write_config(
+        tmp_path, tmp_path / "no-camera.avi", gallery_root, mosquitto.port
+    )
+    daemon = support.DaemonProcess(config, tmp_path / "daemon.log")
+    try:
+
+        def indexing() -> list[object]:
+            return [
+                json.loads(p)["gallery"].get("indexing")
+                for p in recorder.payloads(support.STATUS)
+                if p
+            ]
+
+        recorder.wait_until(lambda: {"done": 3, "total": 3} in indexing(), 60, "indexing 3/3")
+    finally:
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(20) == 0
