@@ -35,6 +35,8 @@ class CameraConfig:
     source: str = "0"
     name: str = "camera"
     loop: bool = False
+    # Video files: play in real time like a camera (false: as fast as possible, for benchmarks).
+    realtime: bool = True
     fps_cap: float = field(default=15.0, metadata=_range(0.1, 240))
     reconnect_max_backoff: float = field(default=30.0, metadata=_range(0.1, 3600))
 

@@ -1,8 +1,11 @@
 """The daemon: wires configuration, models, gallery, camera, engine and MQTT, and runs them.
 
-Owns: the process lifecycle (start-up order, READY once models and gallery are loaded,
-SIGHUP reload, SIGTERM flush-and-exit, end of a video file), the heartbeat thread (systemd
-watchdog, retained status, presence expiry), the replies to MQTT commands, and degrading
+Owns: the process lifecycle (signal handlers before anything else, so SIGTERM during start-up
+stops cleanly and SIGHUP is queued; MQTT connected before the gallery loads; READY once models
+and gallery are loaded; SIGTERM flush-and-exit; end of a video file), the reload thread (SIGHUP
+and `cmd/reload`, applied whether or not frames are flowing; what is live is `reload`'s), the
+heartbeat thread (systemd watchdog, retained status every `mqtt.status_interval`, presence
+expiry), the replies to MQTT commands, and degrading
 instead of dying: a camera that is gone (reopened with backoff, `camera.outage` in status), a
 state directory that is full or read-only (events published live, the gallery without its
 cache, the problem in `last_error`).
@@ -17,10 +20,8 @@ import json
 import logging
 import signal
 import sqlite3
-import statistics
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +38,11 @@ from edgeface.logsetup import add_secret
 from edgeface.pipeline.capture import FrameSource, is_live_source, open_source
 from edgeface.pipeline.engine import Engine, FrameResult
 from edgeface.pipeline.tracker import Tracker, TrackerSettings
+from edgeface.presence import Presence
 from edgeface.publish import discovery
 from edgeface.publish.mqtt import MqttPublisher
+from edgeface.reload import plan_reload
+from edgeface.stats import RollingStats
 from edgeface.systemd import Notifier, ProgressWatchdog
 from edgeface.types import Embedding, Event, Frame, ImageBGR
 from edgeface.unknowns import UnknownStore, enrollment_crop
@@ -48,8 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Per-stage latency and rate figures in `status` cover this many recent frames.
-STATS_WINDOW = 300
 # A hung model call is declared after this long; below the unit's WatchdogSec (30 s).
 STALL_TIMEOUT = 20.0
 # On stop, queued events get this long to reach the broker; what is left stays in the outbox.
@@ -61,43 +63,6 @@ COMMANDS = ("reload", "snapshot", "status")
 # Keys a command payload may carry; anything else (e.g. a "path") is refused, not ignored, so a
 # caller never believes a path it sent was used.
 COMMAND_KEYS = frozenset({"request_id"})
-
-
-class RollingStats:
-    """Recent per-frame figures for the status report; written by the pipeline thread only."""
-
-    def __init__(self) -> None:
-        self.frame_times: deque[float] = deque(maxlen=STATS_WINDOW)
-        self.faces: deque[int] = deque(maxlen=STATS_WINDOW)
-        self.stage: dict[str, deque[float]] = {
-            name: deque(maxlen=STATS_WINDOW) for name in ("detect", "embed", "match", "total")
-        }
-        self.frames = 0
-        self.events = 0
-
-    def add(self, now: float, result: FrameResult, total: float) -> None:
-        self.frames += 1
-        self.frame_times.append(now)
-        self.faces.append(result.faces)
-        self.stage["detect"].append(result.times.detect)
-        self.stage["embed"].append(result.times.embed)
-        self.stage["match"].append(result.times.match)
-        self.stage["total"].append(total)
-
-    def rates(self) -> tuple[float, float]:
-        if len(self.frame_times) < 2:
-            return 0.0, 0.0
-        span = self.frame_times[-1] - self.frame_times[0]
-        if span <= 0:
-            return 0.0, 0.0
-        frames = (len(self.frame_times) - 1) / span
-        return frames, frames * statistics.fmean(self.faces)
-
-    def latency_ms(self) -> dict[str, float]:
-        return {
-            name: round(statistics.median(values) * 1000, 2) if values else 0.0
-            for name, values in self.stage.items()
-        }
 
 
 class Daemon:
@@ -134,12 +99,12 @@ class Daemon:
         # ...of which the broker was not connected either: those could not be delivered at all
         self._events_lost = 0
         self._reload_requested = threading.Event()
-        self._presence: dict[str, float] = {}  # person -> last seen (wall clock)
-        self._presence_lock = threading.Lock()
         self._latest_frame: Frame | None = None
         self._source: FrameSource | None = None
         self._gallery_update: GalleryUpdate | None = None
         self._matcher = Matcher.empty(self._thresholds())
+        # Held while swapping the matcher or the gallery (watcher thread vs reload thread).
+        self._gallery_lock = threading.Lock()
         self._discovered_people: list[str] = []
         self.metrics: MetricsExporter | None = None
         self.unknowns: UnknownStore | None = None
@@ -150,7 +115,7 @@ class Daemon:
 
     def _thresholds(self) -> Thresholds:
         rec = self.cfg.recognition
-        return Thresholds(match=rec.match_threshold, unknown=rec.unknown_threshold)
+        return Thresholds.from_config(rec)
 
     def _prepare_state_dir(self) -> None:
         state = self.cfg.state_path
@@ -173,13 +138,8 @@ class Daemon:
                 f"gallery cache in {self.cfg.state_path} unusable, running without it: "
                 f"{getattr(exc, 'strerror', None) or exc}"
             )
-            rec = self.cfg.recognition
             return Gallery(
-                Path(self.cfg.gallery.path),
-                self.cfg.gallery,
-                Thresholds(match=rec.match_threshold, unknown=rec.unknown_threshold),
-                analyzer,
-                cache=None,
+                Path(self.cfg.gallery.path), self.cfg.gallery, self._thresholds(), analyzer
             )
 
     def _start_optional_features(self) -> None:
@@ -199,9 +159,8 @@ class Daemon:
 
     def _publish_discovery(self) -> None:
         """Home Assistant entities for this device; people who left the gallery are removed."""
-        publisher = getattr(self, "publisher", None)  # the first gallery load comes before it
         m = self.cfg.mqtt
-        if publisher is None or not m.ha_discovery:
+        if not m.ha_discovery:
             return
         people = list(self._matcher.person_names)
         device = self.cfg.device
@@ -216,46 +175,55 @@ class Daemon:
             int(3 * m.status_interval),
         )
         for topic, payload in messages:
-            publisher.publish_retained(topic, payload)
+            self.publisher.publish_retained(topic, payload)
         self._discovered_people = people
 
     def run(self) -> int:
+        self._install_signals()  # first: a SIGTERM or SIGHUP during start-up must not kill us
         cfg = self.cfg
+        log.info("edgeface %s starting", __version__)
         add_secret(read_password(cfg.mqtt))
         self._prepare_state_dir()
         self.notifier.status("loading models")
         self.analyzer = FaceAnalyzer.from_config(cfg)
-        self.gallery = self._open_gallery(self.analyzer)
-        self.notifier.status("loading gallery")
-        self._on_gallery_update(self.gallery.refresh(time.time()))
-        self.watcher = GalleryWatcher.from_gallery_config(self.gallery, self._on_gallery_update)
         self.publisher = MqttPublisher(cfg.mqtt, cfg.device.id, cfg.state_path)
+        self.presence = Presence(self.publisher, cfg.camera.name, cfg.mqtt.presence_timeout)
         self.publisher.set_command_handler(self._on_command, commands=COMMANDS)
         self.publisher.start()
-        self._start_optional_features()
-        self.engine = Engine(
-            self.analyzer,
-            lambda: self._matcher,
-            Tracker(TrackerSettings(**dataclasses.asdict(cfg.tracking))),
-            cfg.device.id,
-        )
-        self._install_signals()
-        self.watcher.start()
-        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
-        heartbeat.start()
-        self.notifier.ready(self._status_line())
-        log.info(
-            "edgeface %s ready: camera %s, %d people enrolled, models %s",
-            __version__,
-            cfg.camera.source,
-            len(self._matcher.person_names),
-            self.analyzer.model_name,
-        )
+        self._publish_status()  # at once: sent as soon as the connection is up
+        threads = []
         try:
+            self.gallery = self._open_gallery(self.analyzer)
+            self.notifier.status("loading gallery")
+            self._on_gallery_update(self.gallery.start_refresh(time.time(), self.stop_event))
+            self.watcher = self._follow(self.gallery)
+            self._start_optional_features()
+            self.engine = Engine(
+                self.analyzer,
+                lambda: self._matcher,
+                Tracker(TrackerSettings(**dataclasses.asdict(cfg.tracking))),
+                cfg.device.id,
+            )
+            if self.stop_event.is_set():
+                log.info("stop requested during start-up: stopping")
+                return 0
+            for target in (self._heartbeat, self._reloader):
+                threads.append(threading.Thread(target=target, name=target.__name__, daemon=True))
+                threads[-1].start()
+            self.notifier.ready(self._status_line())
+            self._publish_status()  # with the gallery loaded
+            log.info(
+                "edgeface %s ready: camera %s, %d people enrolled, models %s",
+                __version__,
+                cfg.camera.source,
+                len(self._matcher.person_names),
+                self.analyzer.model_name,
+            )
             self._pipeline_loop()
         finally:
             self._shutdown()
-            heartbeat.join(timeout=5)
+            for thread in threads:
+                thread.join(timeout=5)
         return 0
 
     def _install_signals(self) -> None:
@@ -265,6 +233,17 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload_requested.set())
 
+    def _follow(self, gallery: Gallery) -> GalleryWatcher:
+        """A started watcher on `gallery`; its updates count only while it is the gallery."""
+
+        def on_update(update: GalleryUpdate) -> None:
+            if gallery is self.gallery:
+                self._on_gallery_update(update)
+
+        watcher = GalleryWatcher.from_gallery_config(gallery, on_update)
+        watcher.start()
+        return watcher
+
     # --- the pipeline thread -----------------------------------------------------------------
 
     def _pipeline_loop(self) -> None:
@@ -273,7 +252,12 @@ class Daemon:
         while not self.stop_event.is_set():
             try:
                 self._source = open_source(
-                    cam.source, cam.name, cam.fps_cap, cam.loop, cam.reconnect_max_backoff
+                    cam.source,
+                    cam.name,
+                    cam.fps_cap,
+                    cam.loop,
+                    cam.reconnect_max_backoff,
+                    cam.realtime,
                 )
             except OSError as exc:
                 self._camera_down(str(exc), backoff)
@@ -288,8 +272,6 @@ class Daemon:
                     backoff = 0.5
                 self._handle_frame(frame)
                 last_ts = frame.timestamp
-                if self._reload_requested.is_set():
-                    self._reload()
             self._publish(self.engine.finish(last_ts))
             vanished = self._source.stats.outage
             if vanished and not self.stop_event.is_set():
@@ -375,31 +357,9 @@ class Daemon:
                 event.score,
             )
             if event.person:
-                self._seen(event.person, event.ts)
+                self.presence.seen(event.person, event.ts)
 
-    # --- presence, status, heartbeat ---------------------------------------------------------
-
-    def _seen(self, person: str, ts: float) -> None:
-        with self._presence_lock:
-            self._presence[person] = ts
-        self.publisher.publish_presence(
-            person,
-            {
-                "person": person,
-                "present": True,
-                "last_seen": round(ts, 3),
-                "camera": self.cfg.camera.name,
-            },
-        )
-
-    def _expire_presence(self, now: float) -> None:
-        timeout = self.cfg.mqtt.presence_timeout
-        with self._presence_lock:
-            gone = [p for p, ts in self._presence.items() if now - ts > timeout]
-            for person in gone:
-                del self._presence[person]
-        for person in gone:
-            self.publisher.clear_presence(person)
+    # --- status, heartbeat -------------------------------------------------------------------
 
     def _note_outbox(self, durable: bool) -> None:
         """Track whether events are stored durably; False means sent live (or, offline, lost)."""
@@ -419,23 +379,29 @@ class Daemon:
             self._report_error(problem)
 
     def _heartbeat(self) -> None:
-        interval = min(self.notifier.watchdog_interval() or 5.0, 5.0)
-        next_status = 0.0
+        status_interval = self.cfg.mqtt.status_interval
+        interval = min(self.notifier.watchdog_interval() or 5.0, 5.0, status_interval)
+        next_status = time.time() + status_interval  # run() published one at READY
         while not self.stop_event.wait(interval):
             now = time.time()
             if self._current_outage() is not None:
                 self.watchdog.alive(reason="waiting for camera")
             self.watchdog.tick()
-            self._expire_presence(now)
-            if now >= next_status:
-                next_status = now + self.cfg.mqtt.status_interval
-                status = self.status()
-                self.publisher.publish_status(status)
-                if self.metrics is not None:
-                    self.metrics.update(status)
+            self.presence.expire()
+            if now >= next_status - 0.01:  # (a wait may return a hair early)
+                next_status += status_interval
+                if next_status <= now:  # fell behind (a suspended machine): no burst
+                    next_status = now + status_interval
+                self._publish_status()
                 if self.unknowns is not None:
                     self.unknowns.expire(now)
                 self.notifier.status(self._status_line())
+
+    def _publish_status(self) -> None:
+        status = self.status()
+        self.publisher.publish_status(status)
+        if self.metrics is not None:
+            self.metrics.update(status)
 
     def _report_error(self, message: str) -> None:
         if message != self.last_error:
@@ -482,9 +448,8 @@ class Daemon:
                 "version": update.version if update else None,
                 "people": len(report.people) if report else 0,
                 "templates": report.usable_templates if report else 0,
-                "problems": [f"{p.path}: {p.reason}" for p in report.problems][:20]
-                if report
-                else [],
+                "problems": [str(p) for p in report.problems][:20] if report else [],
+                "indexing": dataclasses.asdict(update.indexing) if update else None,
             },
             "models": self.analyzer.model_name,
             "outbox_depth": self.publisher.outbox_depth,
@@ -504,8 +469,10 @@ class Daemon:
     # --- gallery, reload, commands -----------------------------------------------------------
 
     def _on_gallery_update(self, update: GalleryUpdate) -> None:
-        self._matcher = update.matcher
-        self._gallery_update = update
+        with self._gallery_lock:
+            # An update computed before a threshold reload still gets the current thresholds.
+            self._matcher = update.matcher.with_thresholds(self._thresholds())
+            self._gallery_update = update
         log.info(
             "gallery %s: %d people, %d usable photos, %d problems",
             update.version[:12],
@@ -513,43 +480,50 @@ class Daemon:
             update.report.usable_templates,
             len(update.report.problems),
         )
+        self.presence.enrolled(self._matcher.person_names)
         self._publish_discovery()
+
+    def _reloader(self) -> None:
+        """The reload thread: SIGHUP and `cmd/reload` take effect even with no frames flowing."""
+        while not self.stop_event.is_set():
+            if self._reload_requested.wait(0.25) and not self.stop_event.is_set():
+                self._reload()
 
     def _reload(self) -> None:
         self._reload_requested.clear()
         with self.notifier.reload("reloading configuration and gallery"):
             if self.config_path is not None:
                 try:
-                    new = load_config(self.config_path)
+                    loaded = load_config(self.config_path)
                 except EdgefaceError as exc:
                     self._report_error(f"reload refused, keeping the running config: {exc}")
-                    new = self.cfg
-                restart_needed = [
-                    key
-                    for key in (
-                        "device",
-                        "camera",
-                        "models",
-                        "runtime",
-                        "mqtt",
-                        "state_dir",
-                        "metrics",
-                        "unknowns",
-                    )
-                    if getattr(new, key) != getattr(self.cfg, key)
-                ]
-                if restart_needed:
+                    loaded = self.cfg
+                plan = plan_reload(self.cfg, loaded)
+                if plan.restart:
                     log.warning(
-                        "reload: %s changed; takes effect on restart", ", ".join(restart_needed)
+                        "reload: %s changed; takes effect on restart", ", ".join(plan.restart)
                     )
-                self.cfg = dataclasses.replace(
-                    self.cfg,
-                    recognition=new.recognition,
-                    tracking=new.tracking,
-                    gallery=new.gallery,
+                self.cfg = plan.config
+                self.engine.tracker.settings = TrackerSettings(
+                    **dataclasses.asdict(self.cfg.tracking)
                 )
-            self.gallery.thresholds = self._thresholds()
+                if plan.section_changed("gallery"):
+                    self._reopen_gallery()
+                log.info("reload: applied %s", ", ".join(plan.live) or "no changed setting")
+            with self._gallery_lock:
+                self.gallery.thresholds = self._thresholds()
+                self._matcher = self._matcher.with_thresholds(self._thresholds())
             self.watcher.request_refresh()
+
+    def _reopen_gallery(self) -> None:
+        """New gallery settings: reopen it (answers come from the embedding cache) and follow
+        it with them; the matcher in use stays until the new gallery's first update."""
+        self.watcher.stop()
+        old = self.gallery
+        self.gallery = self._open_gallery(self.analyzer)
+        if old.cache is not None:
+            old.cache.close()
+        self.watcher = self._follow(self.gallery)
 
     def _on_command(self, name: str, payload: bytes) -> dict[str, Any]:
         """Answer a command; the publisher has already checked the name and the JSON payload.
@@ -583,7 +557,9 @@ class Daemon:
     def _shutdown(self) -> None:
         self.notifier.stopping("flushing events")
         self.stop_event.set()
-        self.watcher.stop()
+        watcher: GalleryWatcher | None = getattr(self, "watcher", None)  # start-up may stop early
+        if watcher is not None:
+            watcher.stop()
         deadline = time.monotonic() + self.shutdown_flush
         # publisher.stop flushes only while connected; a broker that dropped seconds ago is
         # usually back within paho's first reconnect delays, so give it a short grace first.
@@ -594,8 +570,10 @@ class Daemon:
             and time.monotonic() < grace
         ):
             time.sleep(0.1)
-        # The last word on frames and events, also for a run shorter than status_interval.
-        self.publisher.publish_status(self.status())
+        # The last word on frames and events, also for a run shorter than status_interval, and
+        # nobody stays present once we are gone (before `offline`, on the same connection).
+        self._publish_status()
+        self.presence.all_absent()
         self.publisher.stop(flush_timeout=max(0.0, deadline - time.monotonic()))
         if self.metrics is not None:
             self.metrics.close()

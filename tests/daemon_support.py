@@ -85,7 +85,14 @@ def make_scene(root: Path, analyzer: Any) -> Scene:
 def write_config(tmp: Path, source: str | Path, gallery: Path, port: int, **extra: Any) -> Path:
     doc: dict[str, Any] = {
         "device": {"id": DEVICE},
-        "camera": {"source": str(source), "name": "door", "fps_cap": 15, "loop": True},
+        # realtime: false: frames sampled in video time, as fast as they are processed
+        "camera": {
+            "source": str(source),
+            "name": "door",
+            "fps_cap": 15,
+            "loop": True,
+            "realtime": False,
+        },
         "gallery": {"path": str(gallery), "settle_seconds": 0, "poll_interval": 0.5},
         "state_dir": str(tmp / "state"),
         "mqtt": {"port": port, "status_interval": 1},

@@ -4,8 +4,12 @@ Owns: opening a source, reading frames, pacing (the frame-rate cap), reconnectin
 source with exponential backoff, and for live sources a reader thread that keeps only the
 newest frame (older ones are dropped and counted). Never: detection or any face logic.
 
-Video files are read on the caller's thread and sampled deterministically at the frame-rate cap
-in video time, so a batch run (and a test) sees the same frames every time.
+Video files are read on the caller's thread. By default they play in real time, like a camera:
+each frame is handed out when its position in the video is due on the wall clock (frames the
+caller was too slow for are skipped and counted as dropped), and its timestamp is the wall-clock
+time it was handed out. With `realtime=False` (benchmarks, batch runs, tests) they are read as fast
+as the caller takes them, sampled deterministically at the frame-rate cap in video time, and
+stamped with the start time plus the position in the video.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ def _open(source: str) -> cv2.VideoCapture:
 
 
 class VideoFileSource:
-    """Frames of a video file at `fps_cap` (in video time); loops if asked, else ends.
+    """Frames of a video file at `fps_cap`; loops if asked, else ends; paced in real time unless
+    `realtime` is False (see the module docstring).
 
     If the file cannot be opened when `frames` (re)opens it, the iteration ends with
     `stats.outage` set to the reason: the caller tells that apart from a normal end of file.
@@ -64,11 +69,13 @@ class VideoFileSource:
         camera: str,
         fps_cap: float,
         loop: bool,
+        realtime: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not Path(path).is_file():
             raise OSError(f"camera.source {path!r}: no such video file")
         self.path, self.camera, self.fps_cap, self.loop = path, camera, fps_cap, loop
+        self.realtime, self.clock = realtime, clock
         self.stats = CaptureStats()
         self._start = clock()
 
@@ -100,8 +107,17 @@ class VideoFileSource:
                 if t + 1e-6 < next_due:
                     continue
                 next_due = t + 1.0 / self.fps_cap
+                ts = self._start + offset + t
+                if self.realtime:
+                    late = self.clock() - ts
+                    if late > 1.0 / self.fps_cap:  # the caller fell behind: skip, like a camera
+                        self.stats.frames_dropped += 1
+                        continue
+                    if late < 0 and stop.wait(-late):
+                        return
+                    ts = self.clock()
                 sequence += 1
-                yield Frame(to_bgr(image), self._start + offset + t, sequence, self.camera)
+                yield Frame(to_bgr(image), ts, sequence, self.camera)
             capture.release()
             if not self.loop:
                 return
@@ -200,8 +216,13 @@ FrameSource = VideoFileSource | LiveSource
 
 
 def open_source(
-    source: str, camera: str, fps_cap: float, loop: bool, max_backoff: float
+    source: str,
+    camera: str,
+    fps_cap: float,
+    loop: bool,
+    max_backoff: float,
+    realtime: bool = True,
 ) -> FrameSource:
     if is_live_source(source):
         return LiveSource(source, camera, fps_cap, max_backoff)
-    return VideoFileSource(source, camera, fps_cap, loop)
+    return VideoFileSource(source, camera, fps_cap, loop, realtime)

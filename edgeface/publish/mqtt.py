@@ -5,9 +5,10 @@ Owns: one paho-mqtt (v2 callback API) client and the topics under `<topic_prefix
 - `availability`        retained `online` on every (re)connect; LWT and clean stop: retained `offline`
 - `events`              event JSON (Event.to_json), durable through the outbox, strictly in order
 - `presence/<slug>`     retained JSON per person (cleared with an empty retained message)
-- `status`              retained JSON
+- `status`              retained JSON; its `mqtt_connected` is set here when it is sent
 - `snapshot/<event id>` JPEG bytes, best effort
-- `cmd/<name>`          subscribed; replies on `cmd/result`
+- `cmd/<name>`          subscribed; replies on `cmd/result`; retained messages are never executed
+                        (a command left retained on the broker would run again at every connect)
 
 Delivery design: `publish_event` appends to the sqlite outbox and returns; one sender thread hands
 rows to paho in seq order with at most `max_inflight` unacknowledged, and deletes a row only when
@@ -180,6 +181,7 @@ class MqttPublisher:
         # on connect cannot overtake a newer update from the daemon thread.
         self._state_lock = threading.Lock()
         self._retained: dict[str, bytes] = {}
+        self._status: dict[str, Any] | None = None
 
         self._handler: CommandHandler | None = None
         self._commands: frozenset[str] | None = None
@@ -300,7 +302,17 @@ class MqttPublisher:
         self._set_retained(self.presence_topic(person), b"")
 
     def publish_status(self, payload: dict[str, Any]) -> None:
-        self._set_retained(self.topic_status, json.dumps(payload).encode("utf-8"))
+        """Retained status; `mqtt_connected` is filled in with the state it is sent in."""
+        with self._state_lock:
+            self._status = dict(payload)
+            connected = self.connected
+            body = self._status_bytes(connected)
+            self._retained[self.topic_status] = body
+            if connected:
+                self._client.publish(self.topic_status, body, qos=0, retain=True)
+
+    def _status_bytes(self, connected: bool) -> bytes:
+        return json.dumps({**(self._status or {}), "mqtt_connected": connected}).encode("utf-8")
 
     def publish_retained(self, topic: str, payload: bytes) -> None:
         """Retained state outside the device's topics (HA discovery); republished on every
@@ -412,6 +424,8 @@ class MqttPublisher:
         client.subscribe(f"{self._cmd_prefix}+", qos=1)
         with self._state_lock:
             client.publish(self.topic_availability, b"online", qos=1, retain=True)
+            if self._status is not None:
+                self._retained[self.topic_status] = self._status_bytes(True)
             for topic, payload in self._retained.items():
                 client.publish(topic, payload, qos=0, retain=True)
 
@@ -449,6 +463,10 @@ class MqttPublisher:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
         if topic == self.topic_cmd_result or not topic.startswith(self._cmd_prefix):
+            return
+        if msg.retain:
+            # Left on the broker by a client that published with retain: not a request now.
+            log.warning("MQTT command on %s ignored: retained messages are not commands", topic)
             return
         try:
             self._command_queue.put_nowait((topic[len(self._cmd_prefix) :], bytes(msg.payload)))
