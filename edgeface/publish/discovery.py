@@ -8,11 +8,15 @@ Owns: the discovery topics and JSON payloads (single-component discovery,
 - binary_sensor `presence_<slug>` per enrolled person (device_class presence) from
   `presence/<slug>`; removed with an empty retained payload when the person leaves the gallery;
 - diagnostic sensors from the retained status JSON: frames per second, gallery size, outbox
-  depth, and the gallery version a fleet operator compares.
+  depth, and the gallery version a fleet operator compares;
+- MQTT device triggers (`device_automation`, so automations need no template): `"<person>"
+  recognized` per enrolled person (removed with the person) and `"unknown face" seen`, both
+  read from the events topic.
 
 Every entity carries the device block, the availability topic and a `unique_id` built only from
 the device id, the entity kind and the camera/person slug, so it survives restarts and renames
-of the friendly device name.
+of the friendly device name. Device triggers carry the device block only (HA gives them no
+unique_id or availability); HA refers to them by device, type and subtype.
 
 Never: connects to a broker or keeps state; the daemon publishes what these pure functions return
 (retained) and republishes it on reconnect like its other retained state.
@@ -61,15 +65,21 @@ def _topic(ha_prefix: str, component: str, device_id: str, object_id: str) -> st
 def _common(
     device_id: str, device_name: str, topic_prefix: str, object_id: str, name: str
 ) -> dict[str, Any]:
-    node = _node_id(device_id)
     return {
         "name": name,
-        "unique_id": f"{node}_{object_id}",
+        "unique_id": f"{_node_id(device_id)}_{object_id}",
         "availability_topic": f"{_base(topic_prefix, device_id)}/availability",
         "payload_available": "online",
         "payload_not_available": "offline",
+        **_device(device_id, device_name),
+    }
+
+
+def _device(device_id: str, device_name: str) -> dict[str, Any]:
+    """The device and origin blocks every discovery message of this device carries."""
+    return {
         "device": {
-            "identifiers": [node],
+            "identifiers": [_node_id(device_id)],
             "name": device_name,
             "manufacturer": "edgeface",
             "model": "edgeface face recognition daemon",
@@ -93,6 +103,72 @@ def camera_object_id(camera: str) -> str:
 
 def presence_object_id(person: str) -> str:
     return f"presence_{slugify(person)}"
+
+
+def recognized_trigger_object_id(person: str) -> str:
+    return f"recognized_{slugify(person)}"
+
+
+UNKNOWN_TRIGGER_OBJECT_ID = "unknown_face"
+
+
+def _trigger(
+    device_id: str,
+    device_name: str,
+    topic_prefix: str,
+    ha_prefix: str,
+    object_id: str,
+    kind: str,
+    subtype: str,
+    condition: str,
+) -> Message:
+    """Device trigger firing on the `kind` events for which the Jinja `condition` holds.
+
+    HA renders `value_template` on each message of the events topic and fires when the result
+    equals `payload`; anything else renders to '' and is ignored.
+    """
+    config = _device(device_id, device_name)
+    config.update(
+        automation_type="trigger",
+        topic=f"{_base(topic_prefix, device_id)}/events",
+        type=kind,
+        subtype=subtype,
+        payload="fire",
+        value_template=f"{{{{ 'fire' if {condition} else '' }}}}",
+    )
+    return _topic(ha_prefix, "device_automation", device_id, object_id), _payload(config)
+
+
+def recognized_trigger_config(
+    device_id: str, device_name: str, topic_prefix: str, person: str, ha_prefix: str
+) -> Message:
+    """`"<person>" recognized`: fires on each `recognized` event naming `person`."""
+    return _trigger(
+        device_id,
+        device_name,
+        topic_prefix,
+        ha_prefix,
+        recognized_trigger_object_id(person),
+        "recognized",
+        person,
+        f"value_json.type == 'recognized' and value_json.person == {json.dumps(person)}",
+    )
+
+
+def unknown_trigger_config(
+    device_id: str, device_name: str, topic_prefix: str, ha_prefix: str
+) -> Message:
+    """`"unknown face" seen`: fires on each `unknown` event (a stranger) of the device."""
+    return _trigger(
+        device_id,
+        device_name,
+        topic_prefix,
+        ha_prefix,
+        UNKNOWN_TRIGGER_OBJECT_ID,
+        "seen",
+        "unknown face",
+        "value_json.type == 'unknown'",
+    )
 
 
 def last_recognized_config(
@@ -226,6 +302,11 @@ def discovery_messages(
     messages += diagnostic_configs(
         device_id, device_name, topic_prefix, ha_prefix, status_expire_after
     )
+    messages += [
+        recognized_trigger_config(device_id, device_name, topic_prefix, person, ha_prefix)
+        for person in sorted(set(people))
+    ]
+    messages.append(unknown_trigger_config(device_id, device_name, topic_prefix, ha_prefix))
     return messages
 
 
@@ -235,9 +316,14 @@ def removals(
     new_people: Iterable[str],
     ha_prefix: str = DEFAULT_HA_PREFIX,
 ) -> list[Message]:
-    """Empty retained payloads deleting the presence entity of everyone no longer enrolled."""
+    """Empty retained payloads deleting the presence entity and the device trigger of everyone
+    no longer enrolled."""
     gone = sorted(set(old_people) - set(new_people))
     return [
-        (_topic(ha_prefix, "binary_sensor", device_id, presence_object_id(person)), b"")
+        (_topic(ha_prefix, component, device_id, object_id(person)), b"")
         for person in gone
+        for component, object_id in (
+            ("binary_sensor", presence_object_id),
+            ("device_automation", recognized_trigger_object_id),
+        )
     ]

@@ -22,7 +22,13 @@ from edgeface.publish.mqtt import MqttPublisher
 jsonschema = pytest.importorskip("jsonschema")
 
 SCHEMA = json.loads((Path(__file__).with_name("test_discovery_ha_schema.json")).read_text())
-TOPIC = re.compile(r"^homeassistant/(sensor|binary_sensor)/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/config$")
+TOPIC = re.compile(
+    r"^homeassistant/(sensor|binary_sensor|device_automation)/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/config$"
+)
+# Home Assistant's MQTT device trigger discovery schema (mqtt/device_trigger.py, 2024.3): these
+# keys are required, these are all it reads (it drops others silently, so a typo would be lost).
+TRIGGER_REQUIRED = {"automation_type", "device", "subtype", "topic", "type"}
+TRIGGER_KEYS = TRIGGER_REQUIRED | {"payload", "qos", "value_template", "encoding", "origin"}
 
 
 def publish_retained(broker, messages: list[tuple[str, bytes]]) -> None:
@@ -54,6 +60,10 @@ def validate(topic: str, payload: bytes) -> dict:
     match = TOPIC.match(topic)
     assert match, topic
     config = json.loads(payload)
+    if match.group(1) == "device_automation":
+        assert TRIGGER_REQUIRED <= set(config) <= TRIGGER_KEYS, (topic, sorted(config))
+        assert config["automation_type"] == "trigger" and config["device"]["identifiers"]
+        return config
     schema = {**SCHEMA, "$ref": f"#/$defs/{match.group(1)}"}
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(config))
     assert not errors, (topic, [e.message for e in errors])
@@ -67,6 +77,8 @@ def test_retained_discovery_is_valid_and_follows_the_gallery(mosquitto, recorder
     seen = read_retained(recorder_factory, mosquitto, len(messages))
     assert set(seen) == {t for t, _ in messages}
     configs = {t: validate(t, p) for t, p in seen.items()}
+    triggers = {t: configs.pop(t) for t in list(configs) if "/device_automation/" in t}
+    assert {c["subtype"] for c in triggers.values()} == {*people, "unknown face"}
 
     # The topics the entities read are the ones the daemon's publisher writes.
     publisher = MqttPublisher(MqttConfig(port=mosquitto.port), "dev1", tmp_path / "state")
@@ -77,6 +89,7 @@ def test_retained_discovery_is_valid_and_follows_the_gallery(mosquitto, recorder
             publisher.topic_status,
             *(publisher.presence_topic(p) for p in people),
         }
+        assert {c["topic"] for c in triggers.values()} == {publisher.topic_events}
         assert {c["availability_topic"] for c in configs.values()} == {publisher.topic_availability}
     finally:
         publisher.stop()
@@ -92,6 +105,8 @@ def test_retained_discovery_is_valid_and_follows_the_gallery(mosquitto, recorder
     after = read_retained(recorder_factory, mosquitto, len(messages))
     names = {json.loads(p)["name"] for t, p in after.items() if "/binary_sensor/" in t}
     assert names == {"Eileen Collins", "Ann"}
+    subtypes = {json.loads(p)["subtype"] for t, p in after.items() if "/device_automation/" in t}
+    assert subtypes == {"Eileen Collins", "Ann", "unknown face"}
     for topic, payload in after.items():
         validate(topic, payload)
 

@@ -62,9 +62,14 @@ def by_suffix(cfgs: dict[str, dict[str, Any]], suffix: str) -> dict[str, Any]:
     return config
 
 
+def entities(cfgs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The entity configs (device triggers left out: HA gives them no availability or id)."""
+    return {t: c for t, c in cfgs.items() if "/device_automation/" not in t}
+
+
 def test_topics_ids_and_availability() -> None:
     cfgs = configs()
-    assert sorted(t.split("/")[3] for t in cfgs) == sorted(
+    assert sorted(t.split("/")[3] for t in entities(cfgs)) == sorted(
         [
             "last_recognized_door",
             f"presence_{slugify('Eileen Collins')}",
@@ -75,7 +80,10 @@ def test_topics_ids_and_availability() -> None:
             "gallery_version",
         ]
     )
-    for topic, c in cfgs.items():
+    assert sorted(t.split("/")[3] for t in cfgs.keys() - entities(cfgs).keys()) == sorted(
+        [f"recognized_{slugify('Eileen Collins')}", "recognized_bob", "unknown_face"]
+    )
+    for topic, c in entities(cfgs).items():
         assert topic.startswith("homeassistant/") and topic.endswith("/config")
         assert c["availability_topic"] == "edgeface/dev1/availability"
         assert c["device"]["identifiers"] == ["edgeface_dev1"]
@@ -85,8 +93,10 @@ def test_topics_ids_and_availability() -> None:
         "d", "n", "p", ["c"], ["x"]
     )
     # another device: no unique_id in common, other availability topic
-    other = configs(device_id="dev2", topic_prefix="home/faces")
-    assert not {c["unique_id"] for c in cfgs.values()} & {c["unique_id"] for c in other.values()}
+    other = entities(configs(device_id="dev2", topic_prefix="home/faces"))
+    assert not {c["unique_id"] for c in entities(cfgs).values()} & {
+        c["unique_id"] for c in other.values()
+    }
     assert {c["availability_topic"] for c in other.values()} == {"home/faces/dev2/availability"}
 
 
@@ -99,13 +109,9 @@ def test_ha_ids_are_topic_safe_and_distinct() -> None:
 
 def test_removals_only_for_people_who_left() -> None:
     assert removals("dev1", ["Ann", "bob", "Eileen Collins"], ["bob"]) == [
-        ("homeassistant/binary_sensor/edgeface_dev1/presence_" + slugify("Ann") + "/config", b""),
-        (
-            "homeassistant/binary_sensor/edgeface_dev1/presence_"
-            + slugify("Eileen Collins")
-            + "/config",
-            b"",
-        ),
+        (f"homeassistant/{component}/edgeface_dev1/{kind}_{slugify(person)}/config", b"")
+        for person in ("Ann", "Eileen Collins")
+        for component, kind in (("binary_sensor", "presence"), ("device_automation", "recognized"))
     ]
     assert removals("dev1", ["bob"], ["bob", "new"], ha_prefix="ha") == []
 
@@ -152,3 +158,33 @@ def test_diagnostics_read_the_status_json() -> None:
         assert c["entity_category"] == "diagnostic"
         assert c["state_topic"] == "edgeface/dev1/status"
         assert render(c["value_template"], status) == value
+
+
+def test_device_triggers_fire_on_their_events_only() -> None:
+    """HA fires a device trigger when its value_template renders to its payload."""
+    cfgs = configs()
+    eileen = by_suffix(cfgs, f"/recognized_{slugify('Eileen Collins')}/config")
+    bob = by_suffix(cfgs, "/recognized_bob/config")
+    stranger = by_suffix(cfgs, "/unknown_face/config")
+    assert (eileen["type"], eileen["subtype"]) == ("recognized", "Eileen Collins")
+    assert (stranger["type"], stranger["subtype"]) == ("seen", "unknown face")
+    for trigger in (eileen, bob, stranger):
+        assert trigger["automation_type"] == "trigger"
+        assert trigger["topic"] == "edgeface/dev1/events"
+        assert trigger["device"]["identifiers"] == ["edgeface_dev1"]
+
+    def fired(trigger: dict[str, Any], payload: str) -> bool:
+        return render(trigger["value_template"], payload) == trigger["payload"]
+
+    assert fired(eileen, event("recognized", "Eileen Collins"))
+    assert not fired(bob, event("recognized", "Eileen Collins"))
+    assert not fired(stranger, event("recognized", "Eileen Collins"))
+    assert fired(stranger, event("unknown", None))
+    assert not fired(eileen, event("unknown", None))
+    for trigger in (eileen, stranger):
+        assert not fired(trigger, event("left", "Eileen Collins"))
+    # a name that needs escaping inside the template's string literal
+    odd = [c for c in configs(people=['Zoë "Z" O\'Neil']).values() if c.get("type") == "recognized"]
+    assert len(odd) == 1
+    assert fired(odd[0], event("recognized", 'Zoë "Z" O\'Neil'))
+    assert not fired(odd[0], event("recognized", "Zoë"))
