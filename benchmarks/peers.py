@@ -280,7 +280,7 @@ def edgeface_daemon_run(embedder: str, video: Path) -> dict[str, Any]:
     fps here is frames / total time with decoding included: throughput, the conservative
     reading for us (the peers' fps is 1 / median frame time with decoding left out)."""
     analyzer = edgeface_analyzer(embedder)
-    gallery = random_gallery(np.random.default_rng(1), 1000)
+    gallery = random_gallery(np.random.default_rng(1), 1000, analyzer.embedder.size)
     return bench_engine(
         analyzer, video, gallery, TrackerSettings(**dataclasses.asdict(Config().tracking))
     )

@@ -198,13 +198,15 @@ def model_gflops(path: Path) -> float | None:
     return total / 1e9
 
 
-def bench_matcher(sizes: list[int], probes: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+def bench_matcher(
+    sizes: list[int], dimension: int, probes: int = 200, seed: int = 0
+) -> list[dict[str, Any]]:
     """Match latency per probe against N templates (5 per person), random unit vectors."""
     rng = np.random.default_rng(seed)
     rows = []
     for size in sizes:
-        matcher = random_gallery(rng, size)
-        queries = _unit_rows(rng, probes)
+        matcher = random_gallery(rng, size, dimension)
+        queries = _unit_rows(rng, probes, dimension)
         times = []
         for q in queries:
             start = time.perf_counter()
@@ -232,7 +234,7 @@ def run_bench(
         "threads": cfg.runtime.num_threads,
         "variants": [],
     }
-    gallery = random_gallery(np.random.default_rng(1), 1000)
+    dimension = FaceAnalyzer.from_config(cfg).embedder.size
     for detector in detectors:
         for embedder in embedders:
             variant = dataclasses.replace(
@@ -241,6 +243,7 @@ def run_bench(
             start = time.perf_counter()
             analyzer = FaceAnalyzer.from_config(variant)
             load = time.perf_counter() - start
+            gallery = random_gallery(np.random.default_rng(1), 1000, analyzer.embedder.size)
             result = bench_video(analyzer, video, gallery, repeat)
             result["pipeline"] = bench_engine(
                 analyzer, video, gallery, TrackerSettings(**dataclasses.asdict(cfg.tracking))
@@ -261,7 +264,8 @@ def run_bench(
         crops = video_crops(FaceAnalyzer.from_config(cfg), video)
         if crops:
             report["embedders"] = bench_embedders(cfg, embedders, crops)
-    report["matcher"] = bench_matcher([100, 1_000, 10_000, 50_000, 100_000])
+    report["matcher"] = bench_matcher([100, 1_000, 10_000, 50_000, 100_000], dimension)
+    report["matcher_dimension"] = dimension
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return report
 
@@ -311,15 +315,17 @@ def bench_embedders(
     }
 
 
-def _unit_rows(rng: np.random.Generator, count: int) -> np.ndarray:
-    rows = rng.normal(size=(count, 512)).astype(np.float32)
+def _unit_rows(rng: np.random.Generator, count: int, dimension: int) -> np.ndarray:
+    rows = rng.normal(size=(count, dimension)).astype(np.float32)
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def random_gallery(rng: np.random.Generator, size: int) -> Matcher:
-    """`size` random unit templates, five per person."""
+def random_gallery(rng: np.random.Generator, size: int, dimension: int) -> Matcher:
+    """`size` random unit templates of the embedder's width, five per person."""
     return Matcher(
-        _unit_rows(rng, size), [f"p{i // 5}" for i in range(size)], Thresholds(0.6, 0.45)
+        _unit_rows(rng, size, dimension),
+        [f"p{i // 5}" for i in range(size)],
+        Thresholds.from_config(Config().recognition),
     )
 
 

@@ -60,6 +60,7 @@ def generate_anchors(spec: AnchorSpec) -> npt.NDArray[np.float32]:
 
 class InferenceModel(Protocol):
     input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]  # of the first output
 
     def run(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]: ...
 

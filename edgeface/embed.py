@@ -30,11 +30,12 @@ def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 class FaceNetEmbedder:
-    """Turns aligned RGB crops into unit-length 512-d embeddings."""
+    """Turns aligned RGB crops into unit-length embeddings (128-d or 512-d, by model)."""
 
     def __init__(self, model: InferenceModel) -> None:
         self.model = model
         self.input_size = int(model.input_shape[1])
+        self.size = int(np.prod(model.output_shape[1:]))
         self.calls = 0  # model invocations, so tests can assert a cache hit computes nothing
 
     def embed(self, crop_rgb: ImageBGR) -> Embedding:
