@@ -10,14 +10,14 @@
 set -euo pipefail
 version=${EDGEFACE_HA_VERSION:-2024.3.3}
 venv=${EDGEFACE_HA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/edgeface/ha-venv}
-python=${PYTHON:-python3.11}
+python=${PYTHON:-$(command -v python3.11 || command -v python3.12 || echo python3.11)}
 marker="$venv/.edgeface-ha-$version"
 if [ -f "$marker" ]; then
   echo "$venv"
   exit 0
 fi
 command -v "$python" >/dev/null || {
-  echo "homeassistant.sh: $python not found (HA $version needs Python 3.11+; set PYTHON=...)" >&2
+  echo "homeassistant.sh: $python not found (HA $version needs Python 3.11 or 3.12; set PYTHON=...)" >&2
   exit 1
 }
 rm -rf "$venv"

@@ -98,7 +98,8 @@ def test_python_subscriber_reacts_once_per_recognized_event(mosquitto, tmp_path)
 
 
 def test_node_red_flow_is_wired_mqtt_json_switch_debug():
-    """Node-RED is not installed here: check the flow's wiring and apply its rule to events."""
+    """The flow's wiring and its rule applied to events, without Node-RED (test_node_red.py
+    runs the flow in a real Node-RED)."""
     nodes = json.loads((EXAMPLES / "node-red-flow.json").read_text())
     by_id = {n["id"]: n for n in nodes}
     assert len(by_id) == len(nodes), "node ids must be unique"
