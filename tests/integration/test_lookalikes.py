@@ -15,8 +15,10 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import cv2
 import daemon_support as support
 import numpy as np
 import pytest
@@ -134,3 +136,41 @@ def test_built_msceleb_facenet_matches_its_keras_reference_on_a_shared_photo():
     # on 31 held-out faces by `models verify`). Both bounds hold on AVX2, AVX-512 and ARM.
     assert cosines["facenet-msceleb-fp32"] >= 0.999, cosines
     assert cosines["facenet-msceleb-dynamic"] >= 0.99, cosines
+
+
+def test_upgrading_the_embedder_never_compares_old_templates_with_new_probes(tmp_path, analyzer):
+    """A device moving from the CASIA default to the MS-Celeb one: same state dir, same photos.
+
+    The cache is keyed by model, so the new analyzer embeds every photo again (its own call
+    counter) and the matcher holds only 128-d MS-Celeb templates, with the new thresholds.
+    """
+    from edgeface.config import GalleryConfig
+    from edgeface.gallery.cache import EmbeddingCache
+    from edgeface.gallery.matcher import Thresholds
+    from edgeface.gallery.store import Gallery, analysis_version
+    from edgeface.samples import enrollment_photos, packaged_faces
+
+    faces = packaged_faces()
+    root = tmp_path / "gallery" / faces.person
+    root.mkdir(parents=True)
+    for n, photo in enumerate(enrollment_photos(faces.person_photo)[:3]):
+        cv2.imwrite(str(root / f"{n}.jpg"), photo)
+    settings = GalleryConfig(path=str(tmp_path / "gallery"), settle_seconds=0)
+
+    def gallery(cfg: Config) -> tuple[Gallery, FaceAnalyzer]:
+        model = FaceAnalyzer.from_config(cfg)
+        cache = EmbeddingCache.in_state_dir(tmp_path / "state")
+        cache.forget_other_versions(analysis_version(model))
+        thresholds = Thresholds.from_config(cfg.recognition)
+        return Gallery(tmp_path / "gallery", settings, thresholds, model, cache), model
+
+    old, old_model = gallery(with_embedder(Config(), "facenet-dynamic"))
+    assert len(old.refresh(time.time()).matcher.templates[0]) == 512
+    assert old_model.embedder.calls == 3
+    new, new_model = gallery(Config())
+    update = new.refresh(time.time())
+    assert new_model.embedder.calls == 3  # nothing reused from the other model's cache
+    assert update.matcher.templates.shape == (3, 128)
+    assert update.matcher.thresholds == Thresholds.from_config(Config().recognition)
+    probe = new_model.analyze(cv2.flip(faces.person_photo, 1))[0].embedding
+    assert update.matcher.match(probe).person == faces.person
