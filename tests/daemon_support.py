@@ -324,6 +324,10 @@ class NotifySocket:
         end = until if until is not None else float("inf")
         return sum(1 for t, m in list(self.messages) if since <= t <= end and text in m)
 
+    def first(self, text: str) -> float:
+        """Arrival time of the first message containing `text`."""
+        return next(t for t, m in list(self.messages) if text in m)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
