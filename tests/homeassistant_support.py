@@ -54,7 +54,7 @@ def ha_venv() -> Path:
 class HomeAssistant:
     """`hass` in `workdir/config` on a free port; onboarded, with an MQTT entry for `broker_port`."""
 
-    def __init__(self, venv: Path, workdir: Path, input_booleans: tuple[str, ...] = ()) -> None:
+    def __init__(self, venv: Path, workdir: Path, input_texts: tuple[str, ...] = ()) -> None:
         self.venv = venv
         self.config_dir = workdir / "config"
         self.config_dir.mkdir(parents=True)
@@ -63,13 +63,13 @@ class HomeAssistant:
         self.token = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._old_logs = ""
-        booleans = "".join(f"  {name}:\n    name: {name}\n" for name in input_booleans)
+        texts = "".join(f"  {name}:\n    name: {name}\n    initial: ''\n" for name in input_texts)
         (self.config_dir / "configuration.yaml").write_text(
             "homeassistant:\n  name: edgeface test\n  latitude: 0\n  longitude: 0\n"
             "  elevation: 0\n  unit_system: metric\n  time_zone: UTC\n"
             f"http:\n  server_host: 127.0.0.1\n  server_port: {self.port}\n"
             "api:\nconfig:\nautomation: !include automations.yaml\n"
-            f"input_boolean:\n{booleans}"
+            f"input_text:\n{texts}"
         )
         (self.config_dir / "automations.yaml").write_text("[]\n")
 

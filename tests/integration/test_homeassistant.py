@@ -40,7 +40,7 @@ def stack(tmp_path) -> Iterator[tuple[Mosquitto, HomeAssistant]]:
     venv = ha_venv()
     broker = Mosquitto(tmp_path / "broker")
     broker.start()
-    ha = HomeAssistant(venv, tmp_path / "ha", input_booleans=("person_at_door", "stranger_at_door"))
+    ha = HomeAssistant(venv, tmp_path / "ha", input_texts=("person_at_door", "stranger_at_door"))
     try:
         ha.start()
         ha.onboard()
@@ -114,7 +114,7 @@ def test_entities_states_availability_enrolment_and_restart(tmp_path, scene, sta
         # An HA restart restores the state from the retained messages.
         ha.restart()
         ha.wait_state(entity("sensor", "gallery people"), "1")
-        assert ha.state(presence) in ("on", "off")
+        ha.wait_state(presence, "on")  # the retained presence (presence_timeout is 300 s)
         assert ha.state(entity("sensor", "gallery version")) not in (None, "unknown", "unavailable")
 
         # SIGTERM: the daemon says offline -> every entity unavailable.
@@ -133,26 +133,32 @@ def test_entities_states_availability_enrolment_and_restart(tmp_path, scene, sta
     assert not problems, "\n".join(problems)
 
 
-def automation(alias: str, trigger: dict[str, str], boolean: str) -> dict[str, object]:
-    """An automation as HA's automation editor saves it."""
+def automation(alias: str, trigger: dict[str, str], text: str) -> dict[str, object]:
+    """An automation as HA's automation editor saves it. Its action (for the test only) appends
+    the first letter of the event type that fired it to input_text.<text>."""
+    entity_id = f"input_text.{text}"
     return {
         "alias": alias,
         "description": "",
-        "mode": "single",
+        "mode": "queued",
         "trigger": [trigger],
         "condition": [],
         "action": [
             {
-                "service": "input_boolean.turn_on",
-                "target": {"entity_id": f"input_boolean.{boolean}"},
+                "service": "input_text.set_value",
+                "target": {"entity_id": entity_id},
+                "data": {
+                    "value": f"{{{{ states('{entity_id}') }}}}{{{{ trigger.payload_json.type[0] }}}}"
+                },
             }
         ],
     }
 
 
 def test_automations_on_device_triggers_fire(tmp_path, scene, stack):
-    """ "When <person> is recognised at the front door" and "when a stranger is seen", built from
-    the device triggers HA offers in its UI, with no template."""
+    """Automations for "when <person> is recognised at the front door" and "when a stranger is
+    seen" on the device triggers HA's UI offers (no template in the trigger) fire, each on its
+    own events only."""
     broker, ha = stack
     # The daemon publishes discovery first; the UI lists the device's triggers from it.
     daemon = start_daemon(tmp_path, scene, broker)
@@ -168,12 +174,12 @@ def test_automations_on_device_triggers_fire(tmp_path, scene, stack):
             "subtype": scene.person,
         }
         stranger = {**recognized, "type": "seen", "subtype": "unknown face"}
-        for key, alias, trigger, boolean in (
+        for key, alias, trigger, text in (
             ("edgeface_person", f"{scene.person} at the front door", recognized, "person_at_door"),
             ("edgeface_stranger", "A stranger at the front door", stranger, "stranger_at_door"),
         ):
             result = ha.post(
-                f"/api/config/automation/config/{key}", automation(alias, trigger, boolean)
+                f"/api/config/automation/config/{key}", automation(alias, trigger, text)
             )
             assert result == {"result": "ok"}, result
         ha.wait(
@@ -184,9 +190,18 @@ def test_automations_on_device_triggers_fire(tmp_path, scene, stack):
             20,
             "both automations loaded",
         )
-        ha.wait_state("input_boolean.person_at_door", "on", timeout=40)
-        ha.wait_state("input_boolean.stranger_at_door", "on", timeout=40)
+        # Each fires, and only on its own events: "r"ecognized for her, "u"nknown for strangers.
+        ha.wait(
+            lambda: (
+                bool(ha.state("input_text.person_at_door"))
+                and bool(ha.state("input_text.stranger_at_door"))
+            ),
+            40,
+            "both automations to fire",
+        )
     finally:
-        daemon.close()
+        daemon.terminate()
+    assert set(str(ha.state("input_text.person_at_door"))) == {"r"}
+    assert set(str(ha.state("input_text.stranger_at_door"))) == {"u"}
     problems = ha.problems()
     assert not problems, "\n".join(problems)
