@@ -46,7 +46,7 @@ def ha_venv() -> Path:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         pytest.skip(
             f"Home Assistant could not be installed by scripts/homeassistant.sh "
-            f"(network or Python 3.11 needed): {last}"
+            f"(it needs PyPI and Python 3.11 or 3.12): {last}"
         )
     return Path(done.stdout.strip().splitlines()[-1])
 
@@ -72,13 +72,6 @@ class HomeAssistant:
             f"input_text:\n{texts}"
         )
         (self.config_dir / "automations.yaml").write_text("[]\n")
-
-    @property
-    def version(self) -> str:
-        out = subprocess.run(
-            [str(self.venv / "bin" / "hass"), "--version"], capture_output=True, text=True
-        )
-        return out.stdout.strip()
 
     # -- process -------------------------------------------------------------------------------
 
