@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Home Assistant Core into a cached venv OUTSIDE the checkout (default
 # ~/.cache/edgeface/ha-venv) for tests/integration/test_homeassistant.py; prints the venv path.
-# A second run with the venv complete does nothing. Needs Python 3.11+ and PyPI.
+# A second run with the venv complete does nothing. Needs Python 3.11 or 3.12 and PyPI.
 #
 # A plain `pip install homeassistant==2024.3.3` resolves to josepy 2.x and serves HTTP 500, so
 # the install uses the constraints file HA ships inside its own wheel
