@@ -45,10 +45,12 @@ def cmd_models_build(args: argparse.Namespace) -> int:
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
     from edgeface.models import load_manifest
-    from edgeface.models.build import verify_models
+    from edgeface.models.build import missing_build_extra, verify_models
 
     defaults = set(load_manifest().defaults.values())
     rows = verify_models(Path(args.cache_dir) if args.cache_dir else None)
+    if note := missing_build_extra():
+        print(note)
     print(f"{'model':<18} {'checksum':<11} {'loads':<6} agreement")
     for row in rows:
         loads = "yes" if row.loads else "no"
@@ -79,6 +81,26 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         default = " (default)" if spec.name in manifest.defaults.values() else ""
         state = str(path) if path.is_file() else "not built"
         print(f"{spec.name:<18} {spec.kind:<9} {spec.quantization:<8} {state}{default}")
+    return 0
+
+
+def cmd_models_export(args: argparse.Namespace) -> int:
+    from edgeface.models.bundle import export_bundle
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+    digest = export_bundle(
+        Path(args.out), names, Path(args.cache_dir) if args.cache_dir else None
+    )
+    print(f"{args.out}: sha256 {digest}")
+    return 0
+
+
+def cmd_models_import(args: argparse.Namespace) -> int:
+    from edgeface.models.bundle import import_bundle
+
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    for model in import_bundle(Path(args.bundle), cache, args.sha256):
+        print(f"{model.name}: installed ({model.check})")
     return 0
 
 
@@ -347,6 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     mlist = msub.add_parser("list", help="models in the manifest and where they are built")
     mlist.add_argument("--cache-dir")
     mlist.set_defaults(func=cmd_models_list)
+    export = msub.add_parser("export", help="bundle built models for devices without TensorFlow")
+    export.add_argument("out", metavar="OUT.tar")
+    export.add_argument("--models", help="comma-separated (default: defaults + float fallback)")
+    export.add_argument("--cache-dir")
+    export.set_defaults(func=cmd_models_export)
+    imp = msub.add_parser("import", help="verify a bundle here and install it into the cache")
+    imp.add_argument("bundle", metavar="BUNDLE.tar")
+    imp.add_argument("--sha256", help="refuse unless the bundle file has this sha256")
+    imp.add_argument("--cache-dir")
+    imp.set_defaults(func=cmd_models_import)
 
     ev = sub.add_parser("eval", help="accuracy on a labelled folder")
     ev.add_argument("--labels", required=True, help="CSV with path,identity rows")

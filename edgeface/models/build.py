@@ -5,7 +5,8 @@ frozen graph (float, dynamic-range, full-integer int8 calibrated on real aligned
 copying the BlazeFace detectors or rebuilding them as full-integer int8 (calibrated on real
 frames with faces at varied sizes, plus frames without faces), and the float-vs-built agreement
 check behind `edgeface models verify`.
-Needs the `[build]` extra (TensorFlow); never imported by the daemon.
+Building needs the `[build]` extra (TensorFlow, scikit-image); `verify` runs without it (checksums
+and loading only). Never imported by the daemon.
 """
 
 from __future__ import annotations
@@ -635,24 +636,45 @@ def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float,
     return Box(*a).iou(Box(*b))
 
 
+def missing_build_extra() -> str | None:
+    """One line saying what the agreement check needs that is not installed (a device venv)."""
+    missing = [name for name in ("tensorflow", "skimage") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (
+        f"agreement with the float reference not checked: needs the [build] extra"
+        f" ({', '.join(missing)} not installed; pip install 'edgeface[build]');"
+        f" models imported from a bundle were checked against its golden outputs"
+    )
+
+
 def verify_models(cache_dir: Path | None = None) -> list[VerifyRow]:
-    """Checksums, loading in the runtime, and agreement with the float reference."""
+    """Checksums, loading in the runtime, and agreement with the float reference.
+
+    Without the `[build]` extra (a device venv) only checksums and loading are checked, and
+    only for the models that are built plus the defaults: a device holds what it was sent.
+    """
     manifest = load_manifest()
-    detector = _reference_detector(manifest, cache_dir)
-    faces = validation_faces(detector)
+    device = missing_build_extra() is not None
+    if not device:
+        faces = validation_faces(_reference_detector(manifest, cache_dir))
     references: dict[str, npt.NDArray[np.float32]] = {}
     detector_scenes: list[ImageBGR] | None = None
     rows = []
     for spec in manifest.models.values():
         path = model_file(spec, cache_dir)
         if not path.is_file():
-            rows.append(VerifyRow(spec.name, False, "-", False, "-", "not built"))
+            if not device or spec.name in manifest.defaults.values():
+                rows.append(VerifyRow(spec.name, False, "-", False, "-", "not built"))
             continue
         checksum = _checksum_state(spec, sha256_file(path))
         try:
             model = TFLiteModel(path)
         except EdgefaceError as exc:
             rows.append(VerifyRow(spec.name, True, checksum, False, "-", str(exc)))
+            continue
+        if device:
+            rows.append(VerifyRow(spec.name, True, checksum, True, "not checked"))
             continue
         if spec.kind == "embedder":
             recipe = EMBEDDER_RECIPES[spec.recipe]

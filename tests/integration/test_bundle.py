@@ -1,0 +1,190 @@
+"""Model bundles through the real runtime: exported here, imported where TensorFlow cannot load.
+
+The import runs in a subprocess in which `import tensorflow` and `import skimage` raise (as on a
+device venv), into an empty cache; the installed models then identify a face like the originals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeface.models import default_cache_dir, load_manifest, model_file
+from edgeface.models.bundle import SUMS, export_bundle
+
+MODELS = ["blazeface-full", "facenet-msceleb-dynamic"]
+# What a device venv lacks: the wrapper makes both imports fail before the CLI runs.
+DEVICE_PYTHON = (
+    "import sys\n"
+    "sys.modules['tensorflow'] = None\n"
+    "sys.modules['skimage'] = None\n"
+    "try:\n"
+    "    import tensorflow\n"
+    "except ImportError:\n"
+    "    pass\n"
+    "else:\n"
+    "    raise SystemExit('tensorflow is importable')\n"
+    "from edgeface.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def run_on_device(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if cache is not None:
+        env["EDGEFACE_MODEL_CACHE"] = str(cache)
+    return subprocess.run(
+        [sys.executable, "-c", DEVICE_PYTHON, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    manifest = load_manifest()
+    for name in MODELS:
+        if not model_file(manifest.get(name)).is_file():
+            pytest.skip(f"{name} not built (edgeface models build)")
+    pytest.importorskip("skimage", reason="export needs scikit-image (build extra)")
+    out = tmp_path_factory.mktemp("bundle") / "models.tar"
+    export_bundle(out, MODELS)
+    return out
+
+
+def rewrite(bundle: Path, out: Path, changes: dict[str, bytes], resum: bool) -> Path:
+    """A copy of the bundle with members replaced; SHA256SUMS recomputed if `resum`."""
+    with tarfile.open(bundle) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    members.update(changes)
+    if resum:
+        members[SUMS] = "".join(
+            f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+            for name, data in sorted(members.items())
+            if name != SUMS
+        ).encode()
+    with tarfile.open(out, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out
+
+
+def member_name(bundle: Path, model: str) -> str:
+    with tarfile.open(bundle) as tar:
+        return next(
+            n for n in tar.getnames() if n.startswith(f"models/{model}-") and n.endswith(".tflite")
+        )
+
+
+def test_import_without_tensorflow_installs_models_that_identify_like_the_originals(
+    bundle: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "empty-cache"
+    result = run_on_device("models", "import", str(bundle), "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for name in MODELS:
+        assert f"{name}: installed" in result.stdout
+    assert os.stat(cache).st_mode & 0o777 == 0o700
+    installed = [p for p in cache.rglob("*") if not p.name.startswith(".")]
+    assert {p.name for p in installed if p.is_dir()} == {
+        model_file(load_manifest().get(n)).parent.name for n in MODELS
+    }
+    assert not list(cache.glob(".import-*")), "the staging directory is removed"
+    for path in installed:
+        assert os.stat(path).st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path
+
+    # The installed models name a face exactly as the originals do (same bytes, same runtime).
+    skdata = pytest.importorskip("skimage.data")
+    photo = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
+    (tmp_path / "gallery" / "Eileen").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "gallery" / "Eileen" / "1.png"), photo)
+    probe = tmp_path / "probe.png"
+    cv2.imwrite(str(probe), np.ascontiguousarray(photo[:, ::-1]))
+    (tmp_path / "cfg.yaml").write_text(f"state_dir: {tmp_path / 'state'}\n")
+    args = ["identify", "--json", "--config", str(tmp_path / "cfg.yaml")]
+    args += ["--gallery", str(tmp_path / "gallery"), str(probe)]
+    device = run_on_device(*args, cache=cache)
+    assert device.returncode == 0, device.stderr
+    (tmp_path / "state").rename(tmp_path / "state-device")
+    host = subprocess.run(
+        [sys.executable, "-m", "edgeface", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EDGEFACE_MODEL_CACHE": str(default_cache_dir())},
+        timeout=300,
+    )
+    assert host.returncode == 0, host.stderr
+    device_face = json.loads(device.stdout)[0]["faces"][0]
+    assert device_face["person"] == "Eileen"
+    assert device_face == json.loads(host.stdout)[0]["faces"][0]
+
+
+def test_models_verify_in_a_device_venv_says_what_needs_the_build_extra(
+    bundle: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    assert run_on_device("models", "import", str(bundle), "--cache-dir", str(cache)).returncode == 0
+    result = run_on_device("models", "verify", "--cache-dir", str(cache))
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[build] extra" in result.stdout
+    for name in MODELS:
+        row = next(line for line in result.stdout.splitlines() if line.startswith(name + " "))
+        assert " yes " in row, row  # loads in the runtime
+
+
+def test_a_tampered_member_is_refused_in_one_line_and_nothing_is_installed(
+    bundle: Path, tmp_path: Path
+) -> None:
+    name = member_name(bundle, "facenet-msceleb-dynamic")
+    with tarfile.open(bundle) as tar:
+        data = bytearray(tar.extractfile(name).read())  # type: ignore[union-attr]
+    data[len(data) // 2] ^= 0xFF
+    tampered = rewrite(bundle, tmp_path / "tampered.tar", {name: bytes(data)}, resum=False)
+    cache = tmp_path / "cache"
+    result = run_on_device("models", "import", str(tampered), "--cache-dir", str(cache))
+    assert result.returncode == 2  # a refused input, as every CLI user error
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"{name} does not match its checksum" in result.stderr
+    assert not [p for p in cache.iterdir()], "nothing installed"
+
+
+def test_a_different_model_under_the_same_name_fails_its_golden_embedding(
+    bundle: Path, tmp_path: Path
+) -> None:
+    # Consistent checksums (recomputed), another network's file under the model's name: only
+    # the golden embedding catches it.
+    swapped = model_file(load_manifest().get("facenet-dynamic"))
+    if not swapped.is_file():
+        pytest.skip("facenet-dynamic not built")
+    name = member_name(bundle, "facenet-msceleb-dynamic")
+    bad = rewrite(bundle, tmp_path / "swapped.tar", {name: swapped.read_bytes()}, resum=True)
+    cache = tmp_path / "cache"
+    result = run_on_device("models", "import", str(bad), "--cache-dir", str(cache))
+    assert result.returncode == 2  # a refused input, as every CLI user error
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "facenet-msceleb-dynamic does not reproduce its golden output" in result.stderr
+    assert not [p for p in cache.iterdir()], "nothing installed"
+
+
+def test_a_pinned_bundle_sha256_is_enforced(bundle: Path, tmp_path: Path) -> None:
+    result = run_on_device(
+        "models", "import", str(bundle), "--cache-dir", str(tmp_path / "c"), "--sha256", "0" * 64
+    )
+    assert result.returncode == 2  # a refused input, as every CLI user error
+    assert "sha256 is not the expected" in result.stderr
