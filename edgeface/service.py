@@ -196,6 +196,9 @@ class Daemon:
             self.gallery = self._open_gallery(self.analyzer)
             self.notifier.status("loading gallery")
             self._on_gallery_update(self.gallery.start_refresh(time.time(), self.stop_event))
+            if self.stop_event.is_set():
+                log.info("stop requested during start-up: stopping")
+                return 0
             self.watcher = self._follow(self.gallery)
             self._start_optional_features()
             self.engine = Engine(
@@ -204,9 +207,6 @@ class Daemon:
                 Tracker(TrackerSettings(**dataclasses.asdict(cfg.tracking))),
                 cfg.device.id,
             )
-            if self.stop_event.is_set():
-                log.info("stop requested during start-up: stopping")
-                return 0
             for target in (self._heartbeat, self._reloader):
                 threads.append(threading.Thread(target=target, name=target.__name__, daemon=True))
                 threads[-1].start()
@@ -258,6 +258,7 @@ class Daemon:
                     cam.loop,
                     cam.reconnect_max_backoff,
                     cam.realtime,
+                    cam.picamera2,
                 )
             except OSError as exc:
                 self._camera_down(str(exc), backoff)

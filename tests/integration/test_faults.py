@@ -275,7 +275,8 @@ def test_read_only_state_dir(
         second = DaemonProcess(config, tmp_path / "second.log")
         try:
             second.wait_events(2, timeout=60)
-            status = wait_status(recorder, lambda s: bool(s["last_error"]), 30, "last_error")
+            # (statuses come from the start now: wait for one after the live events)
+            status = wait_status(recorder, lambda s: s["events_live"] >= 2, 30, "events_live")
             assert "outbox" in status["last_error"] and "Read-only" in status["last_error"]
             assert status["outbox_ok"] is False and status["events_live"] >= 2
             assert status["events_lost"] == 0

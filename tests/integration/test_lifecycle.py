@@ -191,9 +191,11 @@ def test_presence_from_start_and_reload_while_the_camera_is_unavailable(
         daemon.close()
 
 
-def test_signals_during_start_up(setup: Setup, mosquitto: Mosquitto) -> None:
+def test_signals_during_start_up(setup: Setup, recorder_factory: Any, mosquitto: Mosquitto) -> None:
     """Issue 15 #4: handlers come first. A SIGHUP while models and gallery load is queued and
-    applied once running; a SIGTERM then ends start-up cleanly (exit 0, a log line)."""
+    applied once running; a SIGTERM then ends start-up cleanly (exit 0, a log line, `offline`
+    if it was connected)."""
+    recorder = recorder_factory(mosquitto, AVAILABILITY)
     daemon = setup.start()
     try:
         daemon.wait_for(lambda: "starting" in daemon.log(), 60, "the start-up log line")
@@ -202,7 +204,17 @@ def test_signals_during_start_up(setup: Setup, mosquitto: Mosquitto) -> None:
         assert daemon.terminate() == 0
     finally:
         daemon.close()
-    shutil.rmtree(setup.root / "state")  # nothing cached: start-up analyses the photos again
+    # A start-up that takes a while: nothing cached, and more photos (re-encoded, so new bytes).
+    shutil.rmtree(setup.root / "state")
+    folder = setup.gallery / setup.person
+    for photo in sorted(folder.glob("*.jpg")):
+        image = cv2.imread(str(photo))
+        for quality in range(60, 100, 4):
+            cv2.imwrite(
+                str(folder / f"{photo.stem}-q{quality}.jpg"),
+                image,
+                [cv2.IMWRITE_JPEG_QUALITY, quality],
+            )
     daemon = setup.start()
     try:
         daemon.wait_for(lambda: daemon.log().count("starting") == 2, 60, "the second start")
@@ -211,9 +223,14 @@ def test_signals_during_start_up(setup: Setup, mosquitto: Mosquitto) -> None:
     finally:
         daemon.close()
     second_run = daemon.log().split("starting")[-1]
-    assert "stop requested during start-up" in second_run or "ready" not in second_run
+    assert "stop requested during start-up" in second_run
+    assert " ready: " not in second_run
     assert "stopped after 0 frames" in second_run
     assert "Traceback" not in daemon.log()
+    if "MQTT connected" in second_run:
+        recorder.wait_until(
+            lambda: recorder.payloads(AVAILABILITY)[-1:] == [b"offline"], 10, "offline"
+        )
 
 
 def test_video_file_plays_in_real_time_by_default(
