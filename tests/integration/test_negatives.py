@@ -131,7 +131,7 @@ def test_shared_photos_look_alike_is_unknown_in_the_daemon_too(
         yaml.safe_dump(
             {
                 "device": {"id": "neg1"},
-                "camera": {"source": str(video), "name": "door", "fps_cap": 15},
+                "camera": {"source": str(video), "name": "door", "fps_cap": 15, "realtime": False},
                 "gallery": {"path": str(root), "settle_seconds": 0},
                 "state_dir": str(tmp_path / "daemon-state"),
                 "mqtt": {"port": mosquitto.port},
