@@ -18,6 +18,7 @@ from edgeface.detect import BlazeFaceDetector, DetectorSettings
 from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
 from edgeface.models import find_model
+from edgeface.models.fallback import load_float_instead
 from edgeface.runtime import TFLiteModel
 from edgeface.types import AlignedFace, Embedding, Face, ImageBGR
 
@@ -62,17 +63,21 @@ class FaceAnalyzer:
     def from_config(cls, cfg: Config) -> FaceAnalyzer:
         cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
         det_path, det_spec = find_model(cfg.models.detector, cache)
-        emb_path, _ = find_model(cfg.models.embedder, cache)
+        emb_path, emb_spec = find_model(cfg.models.embedder, cache)
+        emb_name = Path(cfg.models.embedder).stem
         anchors = det_spec.anchors if det_spec and det_spec.anchors else _guess_anchors(det_path)
         delegate = cfg.runtime.delegate
         threads = cfg.runtime.num_threads
         try:
             emb_model = TFLiteModel(emb_path, threads, delegate)
         except EdgefaceError as exc:
-            if not delegate or cfg.runtime.delegate_fallback == "refuse":
+            if not delegate:  # the runtime itself cannot load it (32-bit ARM's tflite-runtime)
+                emb_model, emb_name = load_float_instead(exc, emb_spec, cache, threads)
+            elif cfg.runtime.delegate_fallback == "refuse":
                 raise
-            log.warning("%s; running on the CPU instead (runtime.delegate_fallback: cpu)", exc)
-            emb_model = TFLiteModel(emb_path, threads)
+            else:
+                log.warning("%s; running on the CPU instead (runtime.delegate_fallback: cpu)", exc)
+                emb_model = TFLiteModel(emb_path, threads)
         detector = BlazeFaceDetector(
             TFLiteModel(det_path, threads),
             anchors,
@@ -81,7 +86,7 @@ class FaceAnalyzer:
                 min_face_px=cfg.recognition.min_face_px,
             ),
         )
-        name = f"{Path(cfg.models.detector).stem}+{Path(cfg.models.embedder).stem}"
+        name = f"{Path(cfg.models.detector).stem}+{emb_name}"
         return cls(
             detector,
             FaceNetEmbedder(emb_model),

@@ -11,6 +11,7 @@ runtime. Checksums catch corruption and edited members; pin the whole bundle's s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -43,6 +44,7 @@ from edgeface.models import (
     model_file,
     sha256_file,
 )
+from edgeface.models.fallback import float_variants
 from edgeface.runtime import TFLiteModel, runtime_info
 from edgeface.types import Box, ImageBGR
 
@@ -152,25 +154,24 @@ def _png(image: ImageBGR) -> bytes:
 
 
 def default_export_models(manifest: Manifest) -> list[str]:
-    """The defaults, plus the float build of the default embedder (what 32-bit ARM falls back to)."""
-    names = list(dict.fromkeys(manifest.defaults.values()))
-    embedder = manifest.get(manifest.defaults["embedder"])
-    names += [s.name for s in float_variants(manifest, embedder)]
-    return names
+    """Every model the default configuration names (detectors, tile detector, embedder), plus
+    the float build of each quantized one (what a runtime that cannot load it falls back to)."""
+    from edgeface.config import Config
+
+    names = list(dict.fromkeys(_model_names(Config(), manifest)))
+    for name in list(names):
+        names += [s.name for s in float_variants(manifest, manifest.get(name))]
+    return list(dict.fromkeys(names))
 
 
-def float_variants(manifest: Manifest, spec: ModelSpec) -> list[ModelSpec]:
-    """Float builds of the same weights as a quantized model (empty for a float model)."""
-    if spec.quantization in ("none", "float16"):
-        return []
-    return [
-        other
-        for other in manifest.models.values()
-        if other.source == spec.source
-        and other.recipe == spec.recipe
-        and other.quantization == "none"
-        and other.kind == spec.kind
-    ]
+def _model_names(value: Any, manifest: Manifest) -> list[str]:
+    if dataclasses.is_dataclass(value):
+        return [
+            name
+            for f in dataclasses.fields(value)
+            for name in _model_names(getattr(value, f.name), manifest)
+        ]
+    return [value] if isinstance(value, str) and value in manifest.models else []
 
 
 def export_bundle(out: Path, names: list[str] | None = None, cache_dir: Path | None = None) -> str:

@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from edgeface.models import default_cache_dir, load_manifest, model_file
-from edgeface.models.bundle import SUMS, export_bundle
+from edgeface.models.bundle import SUMS, default_export_models, export_bundle
 
-MODELS = ["blazeface-full", "facenet-msceleb-dynamic"]
+# What a default configuration needs, and the float embedder a 32-bit runtime falls back to.
+MODELS = default_export_models(load_manifest())
 # What a device venv lacks: the wrapper makes both imports fail before the CLI runs.
 DEVICE_PYTHON = (
     "import sys\n"
@@ -60,7 +61,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.skip(f"{name} not built (edgeface models build)")
     pytest.importorskip("skimage", reason="export needs scikit-image (build extra)")
     out = tmp_path_factory.mktemp("bundle") / "models.tar"
-    export_bundle(out, MODELS)
+    export_bundle(out)
     return out
 
 
