@@ -1,12 +1,14 @@
 """Detect → align → embed for one image: the shared core of the daemon, the gallery and the CLI.
 
 Owns: loading the configured detector and embedder models and running the three pure stages in
-order on a BGR array. Never: reads image files, matches against a gallery, or keeps state
+order on a BGR array; camera frames are searched as `camera.roi` and `detection.*` say
+(`detect_frame`, see `edgeface.regions`), photos always whole (`detect`). Never: reads image files, matches against a gallery, or keeps state
 between images (beyond the loaded models).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
 from edgeface.models import find_model
 from edgeface.models.fallback import load_float_instead
+from edgeface.regions import FrameDetector, RegionSettings
 from edgeface.runtime import TFLiteModel
 from edgeface.types import AlignedFace, Embedding, Face, ImageBGR
 
@@ -47,11 +50,16 @@ class FaceAnalyzer:
         embedder: FaceNetEmbedder,
         align_settings: AlignSettings,
         model_name: str,
+        frame_detector: FrameDetector | None = None,
     ) -> None:
         self.detector = detector
         self.embedder = embedder
         self.align_settings = align_settings
         self.model_name = model_name
+        # Without a region or tile settings, a camera frame is searched like a photo.
+        self.frame_detector = frame_detector or FrameDetector(
+            detector, detector, RegionSettings(tiles="off")
+        )
         self._lock = threading.Lock()
 
     @property
@@ -78,25 +86,29 @@ class FaceAnalyzer:
             else:
                 log.warning("%s; running on the CPU instead (runtime.delegate_fallback: cpu)", exc)
                 emb_model = TFLiteModel(emb_path, threads)
-        detector = BlazeFaceDetector(
-            TFLiteModel(det_path, threads),
-            anchors,
-            DetectorSettings(
-                min_score=cfg.recognition.detector_min_score,
-                min_face_px=cfg.recognition.min_face_px,
-            ),
+        settings = DetectorSettings(
+            min_score=cfg.recognition.detector_min_score,
+            min_face_px=cfg.recognition.min_face_px,
         )
+        detector = BlazeFaceDetector(TFLiteModel(det_path, threads), anchors, settings)
         name = f"{Path(cfg.models.detector).stem}+{emb_name}"
         return cls(
             detector,
             FaceNetEmbedder(emb_model),
             AlignSettings(size=emb_model.input_shape[1], margin=cfg.recognition.margin),
             name,
+            frame_detector(cfg, detector, cache, settings),
         )
 
     def detect(self, image: ImageBGR) -> list[Face]:
+        """Faces in a photo: the whole image, no region, no tiles."""
         with self._lock:
             return self.detector.detect(image)
+
+    def detect_frame(self, image: ImageBGR) -> list[Face]:
+        """Faces in a camera frame: its region of interest, plus tiles when configured."""
+        with self._lock:
+            return self.frame_detector.detect(image)
 
     def embed_face(self, image: ImageBGR, face: Face) -> AnalyzedFace:
         aligned = align_face(image, face, self.align_settings)
@@ -107,6 +119,24 @@ class FaceAnalyzer:
     def analyze(self, image: ImageBGR) -> list[AnalyzedFace]:
         """Every detected face, largest first, with its embedding."""
         return [self.embed_face(image, face) for face in self.detect(image)]
+
+
+def frame_detector(
+    cfg: Config, detector: BlazeFaceDetector, cache: Path | None, settings: DetectorSettings
+) -> FrameDetector:
+    """The camera-frame search of `cfg`; the tile model is loaded only if tiles can run."""
+    det = cfg.detection
+    regions = RegionSettings(cfg.camera.roi, det.tiles, det.tile_size, det.max_tiles)
+    tile_detector = detector
+    if det.tiles != "off":
+        path, spec = find_model(det.tile_detector, cache)
+        anchors = spec.anchors if spec and spec.anchors else _guess_anchors(path)
+        # A tile without a face is common and not a portrait: no padded retry.
+        tile_settings = dataclasses.replace(settings, retry_padded=False)
+        tile_detector = BlazeFaceDetector(
+            TFLiteModel(path, cfg.runtime.num_threads), anchors, tile_settings
+        )
+    return FrameDetector(detector, tile_detector, regions)
 
 
 def _guess_anchors(path: Path) -> str:

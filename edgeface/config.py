@@ -38,6 +38,9 @@ class CameraConfig:
     # Video files: play in real time like a camera (false: as fast as possible, for benchmarks).
     realtime: bool = True
     fps_cap: float = field(default=15.0, metadata=_range(0.1, 240))
+    # [x, y, w, h] where faces can appear, in frame pixels (or fractions when all are <= 1):
+    # detection runs on this part only, at full resolution; boxes stay in frame pixels.
+    roi: tuple[float, float, float, float] | None = field(default=None, metadata=_range(0, 1e5))
     reconnect_max_backoff: float = field(default=30.0, metadata=_range(0.1, 3600))
 
 
@@ -56,6 +59,16 @@ class ModelsConfig:
     detector: str = "blazeface-full"
     embedder: str = "facenet-dynamic"
     cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """The tile pass for small faces in large camera frames (`edgeface.regions`)."""
+
+    tiles: Literal["off", "auto", "on"] = "auto"
+    tile_detector: str = "blazeface-short"  # a name from models/manifest.yaml
+    tile_size: int = field(default=256, metadata=_range(64, 10000))
+    max_tiles: int = field(default=12, metadata=_range(1, 1000))
 
 
 @dataclass(frozen=True)
@@ -144,6 +157,7 @@ class Config:
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     state_dir: str = "state"
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -175,6 +189,8 @@ def _convert(value: Any, hint: Any, key: str, meta: dict[str, Any]) -> Any:
         return _convert(value, options[0], key, meta)
     if origin is Literal:
         allowed = typing.get_args(hint)
+        if isinstance(value, bool) and {"on", "off"} <= set(allowed):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
         if str(value) not in allowed:
             raise ConfigError(
                 f"{key}: expected one of {', '.join(allowed)}, got {_describe(value)}"
@@ -182,6 +198,13 @@ def _convert(value: Any, hint: Any, key: str, meta: dict[str, Any]) -> Any:
         return str(value)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
+    if origin is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(value, list | tuple) or len(value) != len(items):
+            raise ConfigError(
+                f"{key}: expected a list of {len(items)} numbers, got {_describe(value)}"
+            )
+        return tuple(_convert(v, h, key, meta) for v, h in zip(value, items, strict=True))
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {_describe(value)}")
@@ -228,6 +251,9 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
 
 def _check_consistency(cfg: Config) -> None:
     rec = cfg.recognition
+    roi = cfg.camera.roi
+    if roi is not None and (roi[2] <= 0 or roi[3] <= 0):
+        raise ConfigError(f"camera.roi: expected a width and height above 0, got {list(roi)}")
     if rec.unknown_threshold > rec.match_threshold:
         raise ConfigError(
             "recognition.unknown_threshold: expected at most recognition.match_threshold"

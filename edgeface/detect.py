@@ -158,6 +158,11 @@ class BlazeFaceDetector:
                 f" ({self.spec.input_size}px)"
             )
 
+    @property
+    def input_size(self) -> int:
+        """Side of the square the model sees, in pixels (192 full-range, 128 short-range)."""
+        return self.spec.input_size
+
     def detect(self, image: ImageBGR) -> list[Face]:
         """All faces above the score and size thresholds, largest first.
 

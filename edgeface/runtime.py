@@ -93,6 +93,19 @@ class TFLiteModel:
         q = np.round(batch / scale + zero)
         return np.clip(q, info.min, info.max).astype(self.input_dtype)
 
+    def multiply_accumulates(self) -> int:
+        """Multiply-accumulates of one inference in its convolutions: a cost no CPU changes."""
+        tensors = {t["index"]: t["shape"] for t in self._interpreter.get_tensor_details()}
+        total = 0
+        for op in self._interpreter._get_ops_details():
+            if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+                out, weights = tensors[op["outputs"][0]], tensors[op["inputs"][1]]
+                per_output = int(weights[1] * weights[2])
+                if op["op_name"] == "CONV_2D":
+                    per_output *= int(weights[3])
+                total += int(np.prod(out[1:])) * per_output
+        return total
+
     def run(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
         """Run one inference; returns every output, dequantized to float32."""
         self._interpreter.set_tensor(self.input["index"], self.quantize_input(batch))

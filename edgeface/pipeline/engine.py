@@ -69,7 +69,7 @@ class Engine:
         self._camera = frame.camera
         times = StageTimes()
         t0 = self.timer()
-        faces = self.analyzer.detect(frame.image)
+        faces = self.analyzer.detect_frame(frame.image)
         times.detect = self.timer() - t0
         events: list[Event] = []
         best: dict[str, AnalyzedFace] = {}
