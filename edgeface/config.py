@@ -30,8 +30,19 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class PiCamera2Config:
+    """A `picamera2:N` source (Raspberry Pi camera module): stream size, rate, sensor mode."""
+
+    size: tuple[int, int] = field(default=(1280, 720), metadata=_range(16, 8192))
+    frame_rate: float | None = field(default=None, metadata=_range(0.1, 240))  # None: fps_cap
+    # A sensor mode's output size (e.g. [2304, 1296] on Camera Module 3); None: libcamera picks.
+    sensor_size: tuple[int, int] | None = field(default=None, metadata=_range(16, 16384))
+
+
+@dataclass(frozen=True)
 class CameraConfig:
-    # A V4L2 index ("0"), a device path, a video file, or an rtsp:// / http:// URL.
+    # A V4L2 index ("0"), a device path, a video file, an rtsp:// / http:// URL, or picamera2:N
+    # (a Raspberry Pi camera module through picamera2; settings under camera.picamera2).
     source: str = "0"
     name: str = "camera"
     loop: bool = False
@@ -42,6 +53,7 @@ class CameraConfig:
     # detection runs on this part only, at full resolution; boxes stay in frame pixels.
     roi: tuple[float, float, float, float] | None = field(default=None, metadata=_range(0, 1e5))
     reconnect_max_backoff: float = field(default=30.0, metadata=_range(0.1, 3600))
+    picamera2: PiCamera2Config = field(default_factory=PiCamera2Config)
 
 
 @dataclass(frozen=True)
@@ -71,9 +83,21 @@ class DetectionConfig:
     max_tiles: int = field(default=12, metadata=_range(1, 1000))
 
 
+# More interpreter threads than this do not speed up batch-1 BlazeFace/FaceNet on a Pi 4/5.
+MAX_DEFAULT_THREADS = 4
+
+
+def default_num_threads() -> int:
+    """One interpreter thread per CPU core, at most MAX_DEFAULT_THREADS (Zero 2 W, Pi 4, Pi 5: 4)."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_THREADS))
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
-    num_threads: int = field(default=2, metadata=_range(1, 64))
+    # null (or left out): default_num_threads().
+    num_threads: int = field(
+        default_factory=default_num_threads, metadata={**_range(1, 64), "null_is_default": True}
+    )
     delegate: str | None = None
     delegate_fallback: Literal["cpu", "refuse"] = "cpu"
 
@@ -243,7 +267,7 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
             raise ConfigError(f"{full}: unknown key (known here: {known})")
     values = {}
     for name, f in fields.items():
-        if name in data:
+        if name in data and not (data[name] is None and f.metadata.get("null_is_default")):
             full = f"{prefix}.{name}" if prefix else name
             values[name] = _convert(data[name], hints[name], full, dict(f.metadata))
     return cls(**values)
@@ -316,7 +340,9 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
         return str((base / value).resolve())
 
     source = cfg.camera.source
-    is_local_file = not source.isdigit() and "://" not in source and not source.startswith("/dev/")
+    is_local_file = not (
+        source.isdigit() or "://" in source or source.startswith(("/dev/", "picamera2:"))
+    )
     tls = cfg.mqtt.tls
     return dataclasses.replace(
         cfg,

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import cv2
 
+from edgeface.config import PiCamera2Config
 from edgeface.images import to_bgr
+from edgeface.pipeline.picamera import is_picamera_source, picamera_opener
 from edgeface.types import Frame
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,12 @@ class CaptureStats:
 
 
 def is_live_source(source: str) -> bool:
-    return source.isdigit() or source.startswith("/dev/") or "://" in source
+    return (
+        source.isdigit()
+        or source.startswith("/dev/")
+        or "://" in source
+        or is_picamera_source(source)
+    )
 
 
 def _open(source: str) -> cv2.VideoCapture:
@@ -222,7 +229,11 @@ def open_source(
     loop: bool,
     max_backoff: float,
     realtime: bool = True,
+    picamera2: PiCamera2Config | None = None,
 ) -> FrameSource:
+    if is_picamera_source(source):
+        opener = picamera_opener(source, picamera2 or PiCamera2Config(), fps_cap)
+        return LiveSource(source, camera, fps_cap, max_backoff, opener=opener)
     if is_live_source(source):
         return LiveSource(source, camera, fps_cap, max_backoff)
     return VideoFileSource(source, camera, fps_cap, loop, realtime)
