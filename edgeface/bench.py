@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import json
 import os
 import platform
@@ -28,6 +27,7 @@ import numpy as np
 from edgeface.align import align_face
 from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config
+from edgeface.detection_bench import bench_detection, format_detection
 from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
 from edgeface.footprint import format_footprint
@@ -188,33 +188,9 @@ def _event(person: str | None, score: float, box: Box) -> Event:
     return Event("id", "recognized", 1, person, score, None, box, "cam", "dev", time.time(), "m")
 
 
-def model_gflops(path: Path) -> float | None:
-    """Multiply-adds x 2 of the convolutions and fully connected layers, from the model graph.
-
-    Uses the interpreter's op listing (`_get_ops_details`, the same the TFLite analyzer uses);
-    None where a runtime does not offer it.
-    """
-    module = importlib.import_module(f"{runtime_info().module}.interpreter")
-    interpreter = module.Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    ops = getattr(interpreter, "_get_ops_details", None)
-    if ops is None:
-        return None
-    shapes = {d["index"]: d["shape"] for d in interpreter.get_tensor_details()}
-    total = 0.0
-    for op in ops():
-        name, inputs, outputs = op["op_name"], op["inputs"], op["outputs"]
-        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            continue
-        weights, out = shapes[inputs[1]], shapes[outputs[0]]
-        if name == "CONV_2D":
-            per_output = float(np.prod(weights[1:]))
-        elif name == "DEPTHWISE_CONV_2D":
-            per_output = float(weights[1] * weights[2])
-        else:
-            per_output = float(weights[1])
-        total += 2.0 * float(np.prod(out)) * float(per_output)
-    return total / 1e9
+def model_gflops(path: Path) -> float:
+    """Multiply-adds x 2 of the convolutions and fully connected layers, from the model graph."""
+    return 2 * TFLiteModel(path).multiply_accumulates() / 1e9
 
 
 def bench_matcher(
@@ -283,6 +259,7 @@ def run_bench(
         crops = video_crops(FaceAnalyzer.from_config(cfg), video)
         if crops:
             report["embedders"] = bench_embedders(cfg, embedders, crops)
+    report["detection"] = bench_detection(cfg, FaceAnalyzer.from_config(cfg), video)
     report["matcher"] = bench_matcher([100, 1_000, 10_000, 50_000, 100_000], dimension)
     report["matcher_dimension"] = dimension
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -429,6 +406,7 @@ def format_bench(report: dict[str, Any]) -> str:
                 f"{name:<16} {t['median_ms']:>7.2f} ({t['p95_ms']:.1f})"
                 f"   {e['speedup_over_first'][name]:.2f}x {first}"
             )
+    lines += format_detection(report["detection"])
     lines += ["", "matching one probe (random unit vectors, 5 templates per person)"]
     lines.append(f"{'templates':>10} {'median ms':>10} {'p95 ms':>8} {'MB/1000':>8}")
     for r in report["matcher"]:

@@ -94,16 +94,22 @@ class TFLiteModel:
         return np.clip(q, info.min, info.max).astype(self.input_dtype)
 
     def multiply_accumulates(self) -> int:
-        """Multiply-accumulates of one inference in its convolutions: a cost no CPU changes."""
+        """Multiply-accumulates of one inference in its convolutions and fully connected layers:
+        a cost no CPU changes (from the op listing the TFLite analyzer uses too)."""
         tensors = {t["index"]: t["shape"] for t in self._interpreter.get_tensor_details()}
         total = 0
         for op in self._interpreter._get_ops_details():
-            if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                out, weights = tensors[op["outputs"][0]], tensors[op["inputs"][1]]
+            name = op["op_name"]
+            if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+                continue
+            out, weights = tensors[op["outputs"][0]], tensors[op["inputs"][1]]
+            if name == "CONV_2D":
+                per_output = int(np.prod(weights[1:]))
+            elif name == "DEPTHWISE_CONV_2D":
                 per_output = int(weights[1] * weights[2])
-                if op["op_name"] == "CONV_2D":
-                    per_output *= int(weights[3])
-                total += int(np.prod(out[1:])) * per_output
+            else:
+                per_output = int(weights[1])
+            total += int(np.prod(out)) * per_output
         return total
 
     def run(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
