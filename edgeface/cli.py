@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -128,32 +129,56 @@ def _analyzer_image_embedder(cfg: Config) -> Callable[[Path], Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edgeface.evaluate import (
-        evaluate_model,
-        format_eval_table,
-        plot_roc,
-        read_labels,
-        read_pairs,
-    )
+    from edgeface.evaluate import evaluate_model, format_eval_table, plot_roc, read_pairs
     from edgeface.gallery.matcher import Thresholds
 
     cfg = _load_config(args.config)
-    images = read_labels(Path(args.labels), Path(args.root))
+    images = _eval_inputs(args)
     pairs = read_pairs(Path(args.pairs)) if args.pairs else None
     thresholds = Thresholds(cfg.recognition.match_threshold, cfg.recognition.unknown_threshold)
     models = [m.strip() for m in (args.model or cfg.models.embedder).split(",") if m.strip()]
     report: dict[str, Any] = {"models": {}, "labels": args.labels, "root": args.root}
     for name in models:
-        embed = _analyzer_image_embedder(_with_embedder(cfg, name))
+        embed = functools.cache(_analyzer_image_embedder(_with_embedder(cfg, name)))
+        # Stops at the first face found; evaluate_model reuses what was embedded here.
+        if not any(embed(image.path).embedding is not None for image in images):
+            raise EdgefaceError(
+                f"{args.labels}: no face found in any of its {len(images)} photos under"
+                f" {args.root} with {name}"
+            )
         report["models"][name] = evaluate_model(images, embed, thresholds, pairs)
     print(format_eval_table(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    if args.plot:
-        plot_roc(
-            {n: r["verification"]["scores"] for n, r in report["models"].items()}, Path(args.plot)
-        )
+    try:
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+        if args.plot:
+            scores = {n: r["verification"]["scores"] for n, r in report["models"].items()}
+            plot_roc(scores, Path(args.plot))
+    except OSError as exc:
+        raise EdgefaceError(f"{exc.filename}: cannot be written ({exc.strerror or exc})") from exc
     return 0
+
+
+def _eval_inputs(args: argparse.Namespace) -> list[Any]:
+    """The labelled photos, after refusing what would fail only after minutes of work."""
+    from edgeface.evaluate import read_labels
+    from edgeface.files import require_regular_file
+
+    labels, root = Path(args.labels), Path(args.root)
+    for csv_file in (labels, Path(args.pairs) if args.pairs else None):
+        if csv_file is not None:
+            require_regular_file(csv_file, "a CSV file")
+    if not root.is_dir():
+        raise EdgefaceError(f"{root}: no such folder (--root)")
+    for output in (args.json, args.plot):
+        if output and not Path(output).absolute().parent.is_dir():
+            raise EdgefaceError(f"{output}: its folder does not exist")
+    images = read_labels(labels, root)
+    if not any(image.path.is_file() for image in images):
+        raise EdgefaceError(
+            f"{labels}: none of its {len(images)} photos is under {root} (is --root right?)"
+        )
+    return images
 
 
 # --- daemon, gallery, identify -----------------------------------------------------------------
@@ -198,7 +223,7 @@ def _open_gallery(cfg: Config, gallery_dir: str | None, config_path: str | None)
 def cmd_identify(args: argparse.Namespace) -> int:
     import time
 
-    from edgeface.identify import explain_image, identify_image
+    from edgeface.identify import explain_image, format_result, identify_image
 
     cfg = _load_config(args.config)
     analyzer, gallery = _open_gallery(cfg, args.gallery, args.config)
@@ -216,35 +241,30 @@ def cmd_identify(args: argparse.Namespace) -> int:
             print(f"edgeface: {exc}", file=sys.stderr)
             results.append({"image": image, "error": str(exc), "faces": []})
     if args.explain:
-        return 0
-    if args.json:
+        pass  # printed as it went
+    elif args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
         for r in results:
-            if "error" in r:
-                continue
-            if not r["faces"]:
-                print(f"{r['image']}: no face found")
-            for f in r["faces"]:
-                who = f["person"] or f"unknown (nearest {f['nearest']})"
-                print(f"{r['image']}: {who} similarity {f['score']:.3f} box {f['box']}")
-    return 1 if failures else 0
+            if "error" not in r:
+                print("\n".join(format_result(r, bool(matcher.person_names))))
+    return 2 if failures else 0
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from edgeface.gallery.tools import ProgressBar, enroll
+    from edgeface.analyzer import FaceAnalyzer
+    from edgeface.gallery.tools import ProgressBar, enroll, enroll_folder
 
     cfg = _load_config(args.config)
     gallery_dir = Path(args.gallery or cfg.gallery.path)
-    from edgeface.analyzer import FaceAnalyzer
-
+    enroll_folder(gallery_dir, args.name)  # a bad name or gallery is refused before models load
     analyzer = FaceAnalyzer.from_config(cfg)
     results = enroll(
         gallery_dir, args.name, [Path(p) for p in args.photos], analyzer, cfg.gallery, ProgressBar()
     )
     for r in results:
         print(f"{'enrolled' if r.ok else 'refused '} {r.photo}: {r.reason}")
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all(r.ok for r in results) else 2
 
 
 def cmd_gallery_list(args: argparse.Namespace) -> int:
@@ -342,7 +362,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    load_config(Path(args.file))
+    from edgeface.preflight import check_machine
+
+    cfg = load_config(Path(args.file))
+    try:
+        notes = check_machine(cfg)
+    except EdgefaceError as exc:
+        raise EdgefaceError(f"{args.file}: {exc}") from None
+    for note in notes:
+        print(f"{args.file}: note: {note}")
     print(f"{args.file}: ok")
     return 0
 

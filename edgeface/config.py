@@ -7,6 +7,7 @@ Owns: every configuration key, its type, default and allowed range; unknown keys
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -17,6 +18,9 @@ from typing import Any, Literal, Union
 import yaml
 
 from edgeface.errors import EdgefaceError
+from edgeface.files import read_regular_file, require_regular_file
+
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
@@ -240,7 +244,12 @@ def _convert(value: Any, hint: Any, key: str, meta: dict[str, Any]) -> Any:
             raise ConfigError(f"{key}: expected a whole number, got {_describe(value)}")
         number = hint(value)
         lo, hi = meta.get("min"), meta.get("max")
-        if (lo is not None and number < lo) or (hi is not None and number > hi):
+        # NaN compares false with everything, so it must be refused on its own (YAML `.nan`).
+        if (
+            not math.isfinite(number)
+            or (lo is not None and number < lo)
+            or (hi is not None and number > hi)
+        ):
             raise ConfigError(f"{key}: expected a value from {lo} to {hi}, got {number}")
         return number
     if hint is str:
@@ -314,11 +323,13 @@ def parse_config(data: Any, origin: str = "config") -> Config:
 
 
 def load_config(path: Path) -> Config:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_file(path, MAX_CONFIG_BYTES, "a YAML config file").decode("utf-8")
+    except EdgefaceError as exc:
+        raise ConfigError(str(exc)) from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from exc
     try:
         data = yaml.safe_load(text)
@@ -344,8 +355,19 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
         source.isdigit() or "://" in source or source.startswith(("/dev/", "picamera2:"))
     )
     tls = cfg.mqtt.tls
+    models = cfg.models
+
+    def resolve_model(value: str) -> str:
+        return (resolve(value) or value) if value.endswith(".tflite") else value
+
     return dataclasses.replace(
         cfg,
+        models=dataclasses.replace(
+            models,
+            detector=resolve_model(models.detector),
+            embedder=resolve_model(models.embedder),
+            cache_dir=resolve(models.cache_dir),
+        ),
         state_dir=resolve(cfg.state_dir) or cfg.state_dir,
         gallery=dataclasses.replace(cfg.gallery, path=resolve(cfg.gallery.path) or ""),
         camera=dataclasses.replace(cfg.camera, source=resolve(source) or source)
@@ -364,15 +386,29 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
     )
 
 
+def check_tls_files(tls: TlsConfig) -> None:
+    """With TLS enabled, each certificate file named must be an existing regular file."""
+    if not tls.enabled:
+        return
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, key)
+        if path:
+            try:
+                require_regular_file(Path(path), "a PEM file")
+            except EdgefaceError as exc:
+                raise ConfigError(f"mqtt.tls.{key}: {exc}") from None
+
+
 def read_password(cfg: MqttConfig) -> str | None:
     """The MQTT password from its file or environment variable; never logged."""
     if cfg.password_file:
         try:
-            return Path(cfg.password_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"mqtt.password_file: {cfg.password_file} cannot be read ({exc.strerror})"
-            ) from exc
+            data = read_regular_file(Path(cfg.password_file), 64 * 1024, "a password file")
+            return data.decode("utf-8").strip()
+        except EdgefaceError as exc:
+            raise ConfigError(f"mqtt.password_file: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"mqtt.password_file: {cfg.password_file}: not UTF-8 text") from None
     if cfg.password_env:
         value = os.environ.get(cfg.password_env)
         if value is None:

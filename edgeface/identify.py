@@ -1,7 +1,7 @@
 """Recognising faces in stored images, and explaining why a face was (not) recognised.
 
-Owns: the per-image result dictionaries behind `edgeface identify` and the per-stage
-explanation behind `--explain`. Never: builds the gallery (it is handed a Matcher).
+Owns: the per-image result dictionaries behind `edgeface identify`, their text lines, and the
+per-stage explanation behind `--explain`. Never: builds the gallery (it is handed a Matcher).
 """
 
 from __future__ import annotations
@@ -34,6 +34,23 @@ def identify_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher) -> dict
             }
         )
     return {"image": str(path), "faces": faces}
+
+
+def format_result(result: dict[str, Any], enrolled: bool) -> list[str]:
+    """Text lines for one `identify_image` result; `enrolled` is false for an empty gallery."""
+    image = result["image"]
+    if not result["faces"]:
+        return [f"{image}: no face found"]
+    if not enrolled:
+        return [
+            f"{image}: a face, not compared: no one is enrolled in the gallery; box {f['box']}"
+            for f in result["faces"]
+        ]
+    lines = []
+    for f in result["faces"]:
+        who = f["person"] or f"unknown (nearest {f['nearest']})"
+        lines.append(f"{image}: {who} similarity {f['score']:.3f} box {f['box']}")
+    return lines
 
 
 def explain_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher, cfg: Config) -> str:

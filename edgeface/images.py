@@ -1,7 +1,7 @@
 """Reading still images from disk safely.
 
 Owns: turning a path into a BGR uint8 array or a one-line EdgefaceError (missing, unreadable,
-empty, not an image, too large), with EXIF orientation applied and decoding bounded in memory.
+empty, not an image, too large, a FIFO or device), with EXIF orientation applied and decoding bounded in memory.
 Never: detection or any knowledge of faces.
 """
 
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.files import read_regular_file
 from edgeface.imageheader import too_many_pixels
 from edgeface.types import ImageBGR
 
@@ -59,15 +60,5 @@ def decode_image(data: bytes, name: str) -> ImageBGR:
 
 
 def load_image(path: Path) -> ImageBGR:
-    """Read and decode one image file."""
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise EdgefaceError(f"{path}: larger than {MAX_FILE_BYTES} bytes allowed")
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise EdgefaceError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise EdgefaceError(f"{path}: is a directory, expected an image file") from exc
-    except OSError as exc:
-        raise EdgefaceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return decode_image(data, str(path))
+    """Read and decode one image file (a FIFO or device is refused before it is opened)."""
+    return decode_image(read_regular_file(path, MAX_FILE_BYTES, "an image file"), str(path))

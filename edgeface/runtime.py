@@ -7,8 +7,13 @@ Never: model-specific pre/post-processing (that is detect.py / embed.py).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,42 @@ def runtime_info() -> RuntimeInfo:
     return _import_runtime()[1]
 
 
+# Printed by the native runtime on fd 2 for every interpreter; it is not ours to print, and it
+# broke the promise of one-line errors (every CLI error came after it).
+_NATIVE_INFO_LINE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _native_info_line_dropped() -> Iterator[None]:
+    """Hold back what is written to fd 2 meanwhile and pass it on without the XNNPACK line.
+
+    The runtime logs through C stdio with no switch to lower its level (TF_CPP_MIN_LOG_LEVEL
+    does not reach it), so the descriptor is swapped for a temporary file; everything else,
+    including other threads' log lines and the runtime's own errors, is written out after.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                held.seek(0)
+                kept = [
+                    line
+                    for line in held.read().splitlines(keepends=True)
+                    if line.rstrip() != _NATIVE_INFO_LINE
+                ]
+                rest = b"".join(kept)
+                while rest:
+                    rest = rest[os.write(2, rest) :]
+    finally:
+        os.close(saved)
+
+
 class TFLiteModel:
     """One loaded TFLite model with a single input; call `run` with a float or int batch."""
 
@@ -64,12 +105,13 @@ class TFLiteModel:
                     f"runtime.delegate {delegate!r}: could not be loaded ({exc})"
                 ) from exc
         try:
-            self._interpreter = module.Interpreter(
-                model_path=str(path),
-                num_threads=num_threads,
-                experimental_delegates=delegates or None,
-            )
-            self._interpreter.allocate_tensors()
+            with _native_info_line_dropped():
+                self._interpreter = module.Interpreter(
+                    model_path=str(path),
+                    num_threads=num_threads,
+                    experimental_delegates=delegates or None,
+                )
+                self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise EdgefaceError(

@@ -22,7 +22,7 @@ import numpy as np
 from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import GalleryConfig
 from edgeface.errors import EdgefaceError
-from edgeface.gallery.folder import PHOTO_SUFFIXES, is_temporary_name
+from edgeface.gallery.folder import PHOTO_SUFFIXES, is_temporary_name, person_name
 from edgeface.gallery.store import (
     Gallery,
     GalleryReport,
@@ -43,9 +43,18 @@ class EnrollResult(NamedTuple):
     reason: str  # why it was refused, or where it was copied to
 
 
+# Control characters, line/paragraph separators and lone surrogates (undecodable bytes in argv):
+# a name holding one would print on two lines, or as garbage, in every listing and event.
+_FORBIDDEN_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
 def check_person_name(name: str) -> str:
-    """The folder name for `name` (NFC), or a one-line EdgefaceError saying what is wrong."""
-    cleaned = unicodedata.normalize("NFC", name.strip())
+    """The person for `name` (NFC, as the gallery scan names folders), or a one-line error."""
+    if any(unicodedata.category(c) in _FORBIDDEN_IN_NAMES for c in name):
+        raise EdgefaceError(
+            f"person name {name!r}: must not contain control characters or line breaks"
+        )
+    cleaned = person_name(name.strip())
     if not cleaned:
         raise EdgefaceError("person name: must not be empty")
     if "/" in cleaned or "\0" in cleaned or (os.sep != "/" and os.sep in cleaned):
@@ -71,11 +80,7 @@ def enroll(
     Raises EdgefaceError only for a bad name or an unusable gallery folder; a bad photo is a
     refused result, never an exception.
     """
-    person = check_person_name(name)
-    gallery_dir = Path(gallery_dir)
-    if gallery_dir.exists() and not gallery_dir.is_dir():
-        raise EdgefaceError(f"{gallery_dir}: gallery path is not a folder")
-    folder = gallery_dir / person
+    folder = enroll_folder(Path(gallery_dir), name)
     results: list[EnrollResult] = []
     for done, photo in enumerate(photos, start=1):
         photo = Path(photo)
@@ -87,6 +92,28 @@ def enroll(
         if progress is not None:
             progress(done, len(photos), photo)
     return results
+
+
+def enroll_folder(gallery_dir: Path, name: str) -> Path:
+    """The person folder photos of `name` go to, or a one-line error (bad name or gallery).
+
+    The gallery folder itself is created at the first enrollment, but never its parents (a
+    mistyped path must not silently grow a tree). A person folder already there under another
+    Unicode spelling of the name (NFD, as synced from macOS) is the same person and is reused.
+    """
+    person = check_person_name(name)
+    if gallery_dir.exists() and not gallery_dir.is_dir():
+        raise EdgefaceError(f"{gallery_dir}: gallery path is not a folder")
+    if not gallery_dir.exists() and not gallery_dir.absolute().parent.is_dir():
+        raise EdgefaceError(
+            f"gallery {gallery_dir}: no such folder, and its parent"
+            f" {gallery_dir.absolute().parent} does not exist either"
+        )
+    if not (gallery_dir / person).is_dir() and gallery_dir.is_dir():
+        for entry in sorted(gallery_dir.iterdir()):
+            if entry.is_dir() and person_name(entry.name) == person:
+                return entry
+    return gallery_dir / person
 
 
 def _check_photo(photo: Path, analyzer: FaceAnalyzer, cfg: GalleryConfig) -> str | None:
@@ -108,7 +135,8 @@ def _check_photo(photo: Path, analyzer: FaceAnalyzer, cfg: GalleryConfig) -> str
 def _copy_in(photo: Path, folder: Path) -> EnrollResult:
     try:
         data = photo.read_bytes()
-        folder.mkdir(mode=PERSON_DIR_MODE, parents=True, exist_ok=True)
+        folder.parent.mkdir(mode=PERSON_DIR_MODE, exist_ok=True)  # the gallery; never its parents
+        folder.mkdir(mode=PERSON_DIR_MODE, exist_ok=True)
         sha = hashlib.sha256(data).hexdigest()
         for existing in sorted(folder.iterdir()):
             if (

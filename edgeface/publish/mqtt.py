@@ -44,7 +44,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edgeface.config import ConfigError, MqttConfig, read_password
+from edgeface.config import ConfigError, MqttConfig, check_tls_files, read_password
 from edgeface.publish.outbox import Outbox, OutboxError
 from edgeface.types import Event
 
@@ -236,13 +236,7 @@ class MqttPublisher:
 
     def _configure_tls(self, client: mqtt.Client) -> None:
         tls = self._cfg.tls
-        for key, path in (
-            ("ca_file", tls.ca_file),
-            ("cert_file", tls.cert_file),
-            ("key_file", tls.key_file),
-        ):
-            if path and not Path(path).is_file():
-                raise ConfigError(f"mqtt.tls.{key}: {path} does not exist")
+        check_tls_files(tls)
         try:
             client.tls_set(
                 ca_certs=tls.ca_file,  # None: the system's trusted CAs

@@ -100,7 +100,7 @@ def test_enroll_list_check_identify_explain_without_shared_data(tmp_path):
     result = edgeface(
         "enroll", "Eileen", *map(str, photos), str(not_a_face), "--config", str(config)
     )
-    assert result.returncode == 1, "one photo was refused"
+    assert result.returncode == 2, "one photo was refused"
     assert result.stdout.count("enrolled") == 3 and "refused  " in result.stdout
     assert len(list((gallery / "Eileen").iterdir())) == 3
     listing = edgeface("gallery", "list", "--config", str(config))
@@ -156,6 +156,6 @@ def test_identify_reports_bad_images_and_goes_on(tmp_path):
     result = edgeface(
         "identify", str(bad), str(good), "--gallery", str(tmp_path / "g"), "--config", str(config)
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "bad.jpg: not a readable image" in result.stderr
-    assert "good.jpg: unknown" in result.stdout
+    assert "good.jpg: a face, not compared: no one is enrolled" in result.stdout

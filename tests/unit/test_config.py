@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,76 @@ def test_any_document_is_accepted_or_rejected_with_a_one_line_error(doc):
         message = str(exc)
         assert message.startswith("fuzz.yaml: ")
         assert "\n" not in message
+
+
+def _number_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, type]]:
+    """Every numeric key of the schema, dotted, with its type (Optional unwrapped)."""
+    keys = []
+    for name, hint in typing.get_type_hints(cls).items():
+        options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        if dataclasses.is_dataclass(options[0]):
+            keys += _number_keys(options[0], f"{prefix}{name}.")
+        elif options[0] in (int, float):
+            keys.append((f"{prefix}{name}", options[0]))
+    return keys
+
+
+def _doc(key: str, value: object) -> dict:
+    doc: dict = {}
+    *sections, last = key.split(".")
+    node = doc
+    for section in sections:
+        node = node.setdefault(section, {})
+    node[last] = value
+    return doc
+
+
+FLOAT_KEYS = [key for key, hint in _number_keys() if hint is float]
+
+
+def test_the_schema_walk_finds_the_float_keys():
+    assert {"recognition.match_threshold", "gallery.settle_seconds", "camera.fps_cap"} <= set(
+        FLOAT_KEYS
+    )
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+@pytest.mark.parametrize("text", [".nan", ".inf", "-.inf"])
+def test_nan_and_infinity_are_refused_naming_the_key(key, text):
+    # Through YAML as a user writes it: `match_threshold: .nan` used to pass and recognise nobody.
+    document = yaml.safe_dump(_doc(key, 0.5)).replace("0.5", text)
+    with pytest.raises(ConfigError) as err:
+        parse_config(yaml.safe_load(document), "c.yaml")
+    message = str(err.value)
+    assert message.startswith(f"c.yaml: {key}: expected a value from ") and "\n" not in message
+
+
+def test_decision_settings_follow_the_embedder_unless_the_file_sets_them():
+    from edgeface.config import Config, parse_config, with_embedder
+    from edgeface.models import load_manifest
+
+    manifest = load_manifest()
+    default = manifest.get(manifest.defaults["embedder"]).operating_point
+    casia = manifest.get("facenet-dynamic").operating_point
+    assert default is not None and casia is not None and default != casia
+    # the dataclass literals are the default model's point (Config() is used without a file)
+    rec = Config().recognition
+    assert (rec.match_threshold, rec.unknown_threshold, rec.ambiguity_margin) == (
+        default.match,
+        default.unknown,
+        default.margin,
+    )
+    assert Config().models.embedder == manifest.defaults["embedder"]
+    other = parse_config({"models": {"embedder": "facenet-dynamic"}}).recognition
+    assert (other.match_threshold, other.unknown_threshold) == (casia.match, casia.unknown)
+    mine = parse_config(
+        {"models": {"embedder": "facenet-dynamic"}, "recognition": {"match_threshold": 0.7}}
+    ).recognition
+    assert mine.match_threshold == 0.7 and mine.unknown_threshold <= 0.7
+    # switching models (eval --model a,b) carries the followed settings along, not chosen ones
+    switched = with_embedder(Config(), "facenet-dynamic").recognition
+    assert switched.match_threshold == casia.match
+    chosen = with_embedder(
+        parse_config({"recognition": {"match_threshold": 0.7}}), "facenet-dynamic"
+    )
+    assert chosen.recognition.match_threshold == 0.7
