@@ -132,7 +132,11 @@ def frame_detector(
         path, spec = find_model(det.tile_detector, cache)
         anchors = spec.anchors if spec and spec.anchors else _guess_anchors(path)
         # A tile without a face is common and not a portrait: no padded retry.
-        tile_settings = dataclasses.replace(settings, retry_padded=False)
+        tile_settings = dataclasses.replace(
+            settings,
+            retry_padded=False,
+            min_score=max(settings.min_score, det.tile_min_score),
+        )
         tile_detector = BlazeFaceDetector(
             TFLiteModel(path, cfg.runtime.num_threads), anchors, tile_settings
         )

@@ -144,3 +144,21 @@ def test_default_setting_costs_nothing_extra_at_640x480(
     search = counted(analyzer, {})
     assert len(search.detect(frame)) == 1
     assert (search.detector.model.calls, search.tile_detector.model.calls) == (1, 0)  # type: ignore[attr-defined]
+
+
+def test_tiles_are_off_by_default_and_tile_faces_must_clear_their_own_score(
+    analyzer: FaceAnalyzer,
+) -> None:
+    """A false face in the scenery becomes an `unknown` event: tiles are opt-in, and a face seen
+    only in a tile must reach `detection.tile_min_score` (texture fools the small tiles)."""
+    default = frame_detector(parse_config({}), analyzer.detector, None, analyzer.detector.settings)
+    assert default.plan(1920, 1080)[1] == []
+    strict = frame_detector(
+        parse_config({"detection": {"tiles": "on", "tile_min_score": 0.8}}),
+        analyzer.detector,
+        None,
+        analyzer.detector.settings,
+    )
+    assert isinstance(strict.tile_detector, BlazeFaceDetector)
+    assert strict.tile_detector.settings.min_score == 0.8
+    assert analyzer.detector.settings.min_score < 0.8  # the region pass keeps its own
