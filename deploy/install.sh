@@ -3,6 +3,8 @@
 #
 #   sudo deploy/install.sh                      install or upgrade, build models, enable unit
 #   sudo deploy/install.sh --skip-models        keep/skip /var/lib/edgeface/models
+#   sudo deploy/install.sh --models-bundle models.tar   install models exported on a build host
+#                                                (`edgeface models export`): no TensorFlow here
 #   sudo deploy/install.sh --uninstall          remove unit, venv and user; keep config + state
 #   sudo deploy/install.sh --uninstall --purge  ... and /etc/edgeface, /var/lib/edgeface too
 #
@@ -29,6 +31,9 @@ PREFIX=/opt/edgeface
 PYTHON=python3
 EXTRAS=""
 SKIP_MODELS=0
+MODELS_BUNDLE=""
+MODELS_SHA256=""
+VENV_OPTS=()
 USE_SYSTEMCTL=1
 UNINSTALL=0
 PURGE=0
@@ -49,6 +54,11 @@ usage: $PROG [options]
   --extras LIST        package extras for the device venv, e.g. systemd or tflite-runtime
   --pip-option OPT     pass OPT to pip install (repeatable), e.g. --pip-option=--no-deps
   --skip-models        do not build models into $STATE_DIR/models
+  --models-bundle TAR  import models from TAR (`edgeface models export` on a build host) into
+                       $STATE_DIR/models with the device venv, instead of building them here
+  --models-sha256 HEX  with --models-bundle: refuse a bundle whose sha256 is not HEX
+  --system-site-packages  the device venv sees the OS's Python packages (python3-picamera2
+                       for a Raspberry Pi camera module comes from apt)
   --no-systemctl       do not call systemctl (no enable, reload or restart)
   --uninstall          remove the unit, the venv and the user; keep config and state
   --purge              with --uninstall: also delete $ETC_DIR and $STATE_DIR
@@ -75,6 +85,11 @@ while (($#)); do
     --pip-option) PIP_OPTS+=("${2:?--pip-option needs a value}"); shift ;;
     --pip-option=*) PIP_OPTS+=("${1#*=}") ;;
     --skip-models) SKIP_MODELS=1 ;;
+    --models-bundle) MODELS_BUNDLE=${2:?--models-bundle needs a file}; shift ;;
+    --models-bundle=*) MODELS_BUNDLE=${1#*=} ;;
+    --models-sha256) MODELS_SHA256=${2:?--models-sha256 needs a digest}; shift ;;
+    --models-sha256=*) MODELS_SHA256=${1#*=} ;;
+    --system-site-packages) VENV_OPTS+=(--system-site-packages) ;;
     --no-systemctl) USE_SYSTEMCTL=0 ;;
     --uninstall) UNINSTALL=1 ;;
     --purge) PURGE=1 ;;
@@ -86,6 +101,10 @@ done
 
 ((EUID == 0)) || die "must run as root (it creates a system user and chowns files)"
 ((PURGE == 0 || UNINSTALL == 1)) || die "--purge only makes sense with --uninstall"
+if [[ -n $MODELS_BUNDLE ]]; then
+    [[ -f $MODELS_BUNDLE ]] || die "--models-bundle $MODELS_BUNDLE: no such file"
+    MODELS_BUNDLE=$(cd "$(dirname "$MODELS_BUNDLE")" && pwd)/$(basename "$MODELS_BUNDLE")
+fi
 [[ $PREFIX == /* ]] || die "--prefix must be an absolute path, got $PREFIX"
 if [[ -n $ROOT ]]; then
     [[ -d $ROOT ]] || die "--root $ROOT: not a directory"
@@ -144,7 +163,7 @@ make_venv() {
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
         die "$PYTHON is older than 3.11; pass --python"
     rm -rf "$dir"
-    "$PYTHON" -m venv "$dir"
+    "$PYTHON" -m venv "${VENV_OPTS[@]}" "$dir"
 }
 
 package_spec() {
@@ -228,6 +247,10 @@ install -d -m 0750 -o "$uid" -g "$gid" "$ROOT$STATE_DIR/gallery" "$ROOT$STATE_DI
 
 if ((SKIP_MODELS)); then
     say "skipping model build (--skip-models)"
+elif [[ -n $MODELS_BUNDLE ]]; then
+    say "importing models from $MODELS_BUNDLE into $STATE_DIR/models"
+    "$ROOT$VENV/bin/edgeface" models import "$MODELS_BUNDLE" --cache-dir "$ROOT$STATE_DIR/models" \
+        ${MODELS_SHA256:+--sha256 "$MODELS_SHA256"}
 else
     build_models
 fi
