@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeface.config import Config, load_config
+from edgeface.config import Config, load_config, with_embedder
 from edgeface.errors import EdgefaceError
 
 log = logging.getLogger("edgeface")
@@ -23,10 +23,6 @@ log = logging.getLogger("edgeface")
 
 def _load_config(path: str | None) -> Config:
     return load_config(Path(path)) if path else Config()
-
-
-def _with_embedder(cfg: Config, embedder: str) -> Config:
-    return dataclasses.replace(cfg, models=dataclasses.replace(cfg.models, embedder=embedder))
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -129,17 +125,24 @@ def _analyzer_image_embedder(cfg: Config) -> Callable[[Path], Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edgeface.evaluate import evaluate_model, format_eval_table, plot_roc, read_pairs
+    from edgeface.evaluate import (
+        evaluate_model,
+        format_eval_table,
+        plot_det,
+        plot_roc,
+        read_pairs,
+    )
     from edgeface.gallery.matcher import Thresholds
 
     cfg = _load_config(args.config)
     images = _eval_inputs(args)
     pairs = read_pairs(Path(args.pairs)) if args.pairs else None
-    thresholds = Thresholds(cfg.recognition.match_threshold, cfg.recognition.unknown_threshold)
     models = [m.strip() for m in (args.model or cfg.models.embedder).split(",") if m.strip()]
     report: dict[str, Any] = {"models": {}, "labels": args.labels, "root": args.root}
     for name in models:
-        embed = functools.cache(_analyzer_image_embedder(_with_embedder(cfg, name)))
+        model_cfg = with_embedder(cfg, name)
+        thresholds = Thresholds.from_config(model_cfg.recognition)
+        embed = functools.cache(_analyzer_image_embedder(model_cfg))
         # Stops at the first face found; evaluate_model reuses what was embedded here.
         if not any(embed(image.path).embedding is not None for image in images):
             raise EdgefaceError(
@@ -154,6 +157,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.plot:
             scores = {n: r["verification"]["scores"] for n, r in report["models"].items()}
             plot_roc(scores, Path(args.plot))
+            det = {n: r["identification"]["det"] for n, r in report["models"].items()}
+            plot_det(det, Path(args.plot).with_name(f"{Path(args.plot).stem}-det.png"))
     except OSError as exc:
         raise EdgefaceError(f"{exc.filename}: cannot be written ({exc.strerror or exc})") from exc
     return 0

@@ -73,7 +73,7 @@ class GalleryConfig:
 @dataclass(frozen=True)
 class ModelsConfig:
     detector: str = "blazeface-full"
-    embedder: str = "facenet-dynamic"
+    embedder: str = "facenet-msceleb-dynamic"
     cache_dir: str | None = None
 
 
@@ -81,10 +81,17 @@ class ModelsConfig:
 class DetectionConfig:
     """The tile pass for small faces in large camera frames (`edgeface.regions`)."""
 
-    tiles: Literal["off", "auto", "on"] = "auto"
+    # Off by default: tiles find more faces and also more false ones (below), and a false face
+    # becomes an `unknown` event; turn them on with a camera.roi where faces are far away.
+    tiles: Literal["off", "auto", "on"] = "off"
     tile_detector: str = "blazeface-short"  # a name from models/manifest.yaml
     tile_size: int = field(default=256, metadata=_range(64, 10000))
     max_tiles: int = field(default=12, metadata=_range(1, 1000))
+    # Texture in a small tile looks like a face to the short-range model more often than a
+    # whole frame does to the full-range one (11 false faces in 16 no-face 1080p photos at 0.5,
+    # scoring 0.53-0.69; none at 0.7, where one 40 px real face of six was lost): a face found
+    # only in a tile must score at least this. Raise it if tiles report faces in the scenery.
+    tile_min_score: float = field(default=0.5, metadata=_range(0.01, 1))
 
 
 # More interpreter threads than this do not speed up batch-1 BlazeFace/FaceNet on a Pi 4/5.
@@ -108,8 +115,13 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class RecognitionConfig:
-    match_threshold: float = field(default=0.6, metadata=_range(-1, 1))
-    unknown_threshold: float = field(default=0.45, metadata=_range(-1, 1))
+    # The three decision settings default to the embedder's operating point in the model
+    # manifest (set by `parse_config`); these literals are the default embedder's, and a test
+    # keeps them equal. A number in the config file always wins.
+    match_threshold: float = field(default=0.65, metadata=_range(-1, 1))
+    unknown_threshold: float = field(default=0.5, metadata=_range(-1, 1))
+    # A match closer than this to the runner-up person is uncertain, not a name.
+    ambiguity_margin: float = field(default=0.1, metadata=_range(0, 2))
     min_face_px: int = field(default=32, metadata=_range(8, 10000))
     detector_min_score: float = field(default=0.5, metadata=_range(0.01, 1))
     margin: float = field(default=0.2, metadata=_range(0, 2))
@@ -282,6 +294,55 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
     return cls(**values)
 
 
+OPERATING_POINT_KEYS = {
+    "match_threshold": "match",
+    "unknown_threshold": "unknown",
+    "ambiguity_margin": "margin",
+}
+
+
+def _follow_model_operating_point(cfg: Config, data: Any) -> Config:
+    """Decision settings the file leaves out come from the configured embedder's manifest entry.
+
+    Each FaceNet build has its own score scale, so a threshold only means something together
+    with its model; switching models in the config switches thresholds with it. A model file
+    outside the manifest keeps the built-in defaults.
+    """
+    from edgeface.models import load_manifest  # reads YAML only; no model is loaded
+
+    spec = load_manifest().models.get(cfg.models.embedder)
+    if spec is None or spec.operating_point is None:
+        return cfg
+    given = (data or {}).get("recognition") or {}
+    point = spec.operating_point
+    values = {
+        key: getattr(point, attr) for key, attr in OPERATING_POINT_KEYS.items() if key not in given
+    }
+    if "match_threshold" in given and "unknown_threshold" not in given:
+        values["unknown_threshold"] = min(point.unknown, cfg.recognition.match_threshold)
+    return dataclasses.replace(cfg, recognition=dataclasses.replace(cfg.recognition, **values))
+
+
+def with_embedder(cfg: Config, embedder: str) -> Config:
+    """`cfg` with another embedder; decision settings that followed the old model follow the new.
+
+    Settings that differ from the old model's operating point were chosen by the user and stay.
+    """
+    from edgeface.models import load_manifest
+
+    models = load_manifest().models
+    old, new = models.get(cfg.models.embedder), models.get(embedder)
+    switched = dataclasses.replace(cfg, models=dataclasses.replace(cfg.models, embedder=embedder))
+    if old is None or new is None or old.operating_point is None or new.operating_point is None:
+        return switched
+    rec = cfg.recognition
+    values = {}
+    for key, attr in OPERATING_POINT_KEYS.items():
+        if getattr(rec, key) == getattr(old.operating_point, attr):
+            values[key] = getattr(new.operating_point, attr)
+    return dataclasses.replace(switched, recognition=dataclasses.replace(rec, **values))
+
+
 def _check_consistency(cfg: Config) -> None:
     rec = cfg.recognition
     roi = cfg.camera.roi
@@ -315,7 +376,7 @@ def _check_consistency(cfg: Config) -> None:
 def parse_config(data: Any, origin: str = "config") -> Config:
     """Validate a parsed YAML document; errors are prefixed with `origin`."""
     try:
-        cfg = _build(Config, data, "")
+        cfg = _follow_model_operating_point(_build(Config, data, ""), data)
         _check_consistency(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None

@@ -13,8 +13,9 @@ from typing import Any
 from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config
 from edgeface.detect import BlazeFaceDetector
-from edgeface.gallery.matcher import Matcher
+from edgeface.gallery.matcher import Matcher, Thresholds
 from edgeface.images import load_image
+from edgeface.types import Match
 
 
 def identify_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher) -> dict[str, Any]:
@@ -94,12 +95,24 @@ def explain_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher, cfg: Con
         m = matcher.match(analyzed.embedding)
         verdict = {
             "match": f"recognised as {m.person}",
-            "uncertain": f"uncertain: nearest {m.nearest} is between the thresholds",
+            "uncertain": f"uncertain: nearest {m.nearest} {_why_uncertain(m, thresholds)}",
             "unknown": f"unknown: nearest {m.nearest} is below recognition.unknown_threshold",
         }[m.band]
         runner = f", runner-up {m.runner_up.person} {m.runner_up.score:.3f}" if m.runner_up else ""
         lines.append(
             f"    match: similarity {m.score:.3f} to {m.nearest}{runner};"
-            f" thresholds match {thresholds.match} / unknown {thresholds.unknown} -> {verdict}"
+            f" thresholds match {thresholds.match} / unknown {thresholds.unknown}"
+            f" / margin {thresholds.margin} -> {verdict}"
         )
     return "\n".join(lines)
+
+
+def _why_uncertain(match: Match, thresholds: Thresholds) -> str:
+    if match.score < thresholds.match:
+        return "is between the thresholds"
+    if match.runner_up is not None and match.margin < thresholds.margin:
+        return (
+            f"is only {match.margin:.3f} ahead of {match.runner_up.person}"
+            " (recognition.ambiguity_margin): a look-alike"
+        )
+    return f"is no closer than one of the photos in {match.nearest}/not/"
