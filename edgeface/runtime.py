@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ def runtime_info() -> RuntimeInfo:
 # Printed by the native runtime on fd 2 for every interpreter; it is not ours to print, and it
 # broke the promise of one-line errors (every CLI error came after it).
 _NATIVE_INFO_LINE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_FD2_SWAP = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -62,28 +64,27 @@ def _native_info_line_dropped() -> Iterator[None]:
     The runtime logs through C stdio with no switch to lower its level (TF_CPP_MIN_LOG_LEVEL
     does not reach it), so the descriptor is swapped for a temporary file; everything else,
     including other threads' log lines and the runtime's own errors, is written out after.
+    One swap at a time: two overlapping ones would restore each other's temporary file.
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                held.seek(0)
-                kept = [
-                    line
-                    for line in held.read().splitlines(keepends=True)
-                    if line.rstrip() != _NATIVE_INFO_LINE
-                ]
-                rest = b"".join(kept)
-                while rest:
-                    rest = rest[os.write(2, rest) :]
-    finally:
-        os.close(saved)
+    with _FD2_SWAP, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [
+                line
+                for line in held.read().splitlines(keepends=True)
+                if line.rstrip() != _NATIVE_INFO_LINE
+            ]
+            rest = b"".join(kept)
+            while rest:
+                rest = rest[os.write(2, rest) :]
 
 
 class TFLiteModel:
