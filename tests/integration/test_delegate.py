@@ -89,7 +89,8 @@ def photo(tmp_path: Path, astronaut_bgr) -> str:
 def test_cli_fallback_runs_on_cpu(tmp_path, photo):
     result = cli(tmp_path, "cpu", "identify", photo)
     assert result.returncode == 0, result.stderr
-    assert f"{photo}: unknown" in result.stdout  # a face found and embedded, gallery empty
+    # a face found and embedded on the CPU; the gallery is empty
+    assert f"{photo}: a face, not compared: no one is enrolled" in result.stdout
 
 
 def test_cli_fallback_says_so_clearly(tmp_path, photo):
