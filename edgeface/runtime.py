@@ -123,6 +123,7 @@ class TFLiteModel:
         self.input = self._interpreter.get_input_details()[0]
         self.outputs = self._interpreter.get_output_details()
         self.input_shape: tuple[int, ...] = tuple(int(v) for v in self.input["shape"])
+        self.output_shape: tuple[int, ...] = tuple(int(v) for v in self.outputs[0]["shape"])
         self.input_dtype = np.dtype(self.input["dtype"])
         scale, zero = self.input.get("quantization", (0.0, 0))
         self.input_quantization: tuple[float, int] = (float(scale), int(zero))
