@@ -185,7 +185,11 @@ def gallery_probes(
         group[0] for group in by_identity.values() if len(group) == 1
     ]
     usable = [img for img in enrolled if results[img.relative].embedding is not None]
-    matrix = np.array([results[i.relative].embedding for i in usable], dtype=np.float32)
+    found = [r.embedding for r in results.values() if r.embedding is not None]
+    width = len(found[0]) if found else 0
+    matrix = np.array([results[i.relative].embedding for i in usable], dtype=np.float32).reshape(
+        len(usable), width
+    )
     labels = [img.identity for img in usable]
     # Thresholds of -2 let the matcher apply only the margin rule; the threshold is swept later.
     rule = Thresholds(match=-2.0, unknown=-2.0, margin=margin)
@@ -197,7 +201,7 @@ def gallery_probes(
             outcomes.append(ProbeOutcome(genuine, img.identity, None, NO_FACE_SCORE, False))
             continue
         keep = [i for i, other in enumerate(usable) if other is not img]
-        matcher = Matcher(matrix[keep].reshape(len(keep), -1), [labels[i] for i in keep], rule)
+        matcher = Matcher(matrix[keep], [labels[i] for i in keep], rule)
         match = matcher.match(embedding)
         outcomes.append(
             ProbeOutcome(

@@ -79,3 +79,14 @@ def test_identification_counts_strangers_named_and_people_misnamed_separately():
     # a2 is named bo (misidentified); a1 is missed, its only ana template being a2
     assert r["misidentified"] == 1 and r["missed"] == 1
     assert r["strangers_accepted"] == 1 and r["correct_accept_rate"] == 0.5
+
+
+def test_identification_with_no_one_enrollable_counts_everyone_as_a_stranger():
+    images = [
+        LabelledImage(None, "a1", "ana"),  # type: ignore[arg-type]
+        LabelledImage(None, "b1", "bo"),  # type: ignore[arg-type]
+    ]
+    results = {"a1": ImageResult(unit([1, 0, 0]), 0), "b1": ImageResult(unit([0, 1, 0]), 0)}
+    r = identification(images, results, Thresholds(0.6, 0.4))
+    assert r["genuine_probes"] == 0 and r["impostor_probes"] == 2
+    assert r["strangers_accepted"] == 0
