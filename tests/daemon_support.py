@@ -107,6 +107,19 @@ def write_config(tmp: Path, source: str | Path, gallery: Path, port: int, **extr
     return path
 
 
+def run_daemon(
+    config: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`edgeface run` to its end (a video without loop), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgeface", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
 class DaemonProcess:
     """`edgeface run` as a child process; stderr (the log) goes to a file we can grep."""
 

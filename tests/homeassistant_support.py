@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from broker import free_port
+from cached_install import install_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_SCRIPT = REPO / "scripts" / "homeassistant.sh"
@@ -36,19 +36,10 @@ _EXPECTED_WARNINGS = (
 
 def ha_venv() -> Path:
     """The cached venv with Home Assistant, installed on first use; skips the test if impossible."""
-    try:
-        done = subprocess.run(
-            [str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900, check=False
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("Home Assistant install (scripts/homeassistant.sh) took over 15 minutes")
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(
-            f"Home Assistant could not be installed by scripts/homeassistant.sh "
-            f"(it needs PyPI and Python 3.11 or 3.12): {last}"
-        )
-    return Path(done.stdout.strip().splitlines()[-1])
+    out = install_or_skip(
+        INSTALL_SCRIPT, "Home Assistant", 900, "it needs PyPI and Python 3.11 or 3.12"
+    )
+    return Path(out.strip().splitlines()[-1])
 
 
 class HomeAssistant:

@@ -7,7 +7,6 @@ events a subscriber receives, validated against the published JSON Schema.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -35,16 +34,7 @@ def write_config(tmp: Path, video: Path, gallery: Path, port: int, **extra) -> P
     return support.write_config(tmp, video, gallery, port, camera=camera, **extra)
 
 
-def run_daemon(
-    config: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeface", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+run_daemon = support.run_daemon
 
 
 def events_of(recorder) -> list[dict]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -97,12 +95,7 @@ def test_lookalike_strangers_between_enrolled_people_are_unknown(
     config = support.write_config(
         tmp_path, video, gallery, mosquitto.port, camera={"loop": False, "realtime": False}
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "edgeface", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = support.run_daemon(config, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     events = [json.loads(p) for p in recorder.payloads(f"edgeface/{support.DEVICE}/events")]
     decisions = [e for e in events if e["type"] in ("recognized", "unknown")]

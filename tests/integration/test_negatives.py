@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
+import daemon_support as support
 import numpy as np
 import pytest
 import yaml
@@ -141,12 +140,7 @@ def test_shared_photos_look_alike_is_unknown_in_the_daemon_too(
         )
     )
     recorder = recorder_factory(mosquitto, "edgeface/neg1/events")
-    result = subprocess.run(
-        [sys.executable, "-m", "edgeface", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = support.run_daemon(config)
     assert result.returncode == 0, result.stderr[-2000:]
     recorder.wait_for_count("edgeface/neg1/events", 4)
     events = [json.loads(p) for p in recorder.payloads("edgeface/neg1/events")]

@@ -22,6 +22,7 @@ from pathlib import Path
 import daemon_support as support
 import pytest
 from broker import Mosquitto, free_port, mosquitto_available
+from cached_install import install_or_skip
 
 REPO = Path(__file__).resolve().parents[2]
 FLOW = REPO / "deploy" / "examples" / "node-red-flow.json"
@@ -32,18 +33,8 @@ def node_red_bin() -> Path:
     """The cached node-red executable, installed on first use; skips the test if impossible."""
     if shutil.which("npm") is None:
         pytest.skip("npm not found: Node-RED needs Node.js 18.5+ with npm")
-    try:
-        done = subprocess.run(
-            [str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=600, check=False
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("Node-RED install (scripts/node-red.sh) took over 10 minutes")
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(
-            f"Node-RED could not be installed by scripts/node-red.sh (npm registry): {last}"
-        )
-    return Path(done.stdout.strip().splitlines()[-1])
+    out = install_or_skip(INSTALL_SCRIPT, "Node-RED", 600, "npm registry")
+    return Path(out.strip().splitlines()[-1])
 
 
 def flow_copy(broker_port: int, out: Path) -> list[dict[str, object]]:
