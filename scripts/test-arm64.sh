@@ -47,10 +47,11 @@ if [ ! -e "$rootfs/.edgeface-complete" ]; then
 fi
 
 # An aarch64 /proc/cpuinfo for the CPU qemu emulates (LiteRT parses it).
+v82="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
 case $QEMU_CPU in
-  cortex-a76*) part=0xd0b ;;
-  cortex-a72*) part=0xd08 ;;
-  *) part=0xd0b ;;
+  cortex-a72*) part=0xd08 variant=0x0 revision=3 features="fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid" ;;
+  cortex-a76*) part=0xd0b variant=0x4 revision=1 features=$v82 ;;
+  *) die "QEMU_CPU=$QEMU_CPU: use cortex-a76 (Pi 5) or cortex-a72 (Pi 4)" ;;
 esac
 cpuinfo=$cache/cpuinfo-$QEMU_CPU
 : >"$cpuinfo"
@@ -58,12 +59,12 @@ for n in 0 1 2 3; do
   cat >>"$cpuinfo" <<EOF
 processor	: $n
 BogoMIPS	: 108.00
-Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
+Features	: $features
 CPU implementer	: 0x41
 CPU architecture: 8
-CPU variant	: 0x4
+CPU variant	: $variant
 CPU part	: $part
-CPU revision	: 1
+CPU revision	: $revision
 
 EOF
 done
