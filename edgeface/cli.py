@@ -85,9 +85,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
     from edgeface.models.bundle import export_bundle
 
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
-    digest = export_bundle(
-        Path(args.out), names, Path(args.cache_dir) if args.cache_dir else None
-    )
+    digest = export_bundle(Path(args.out), names, Path(args.cache_dir) if args.cache_dir else None)
     print(f"{args.out}: sha256 {digest}")
     return 0
 

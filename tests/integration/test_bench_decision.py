@@ -53,6 +53,7 @@ def test_the_report_prints_the_time_to_decision():
         "threads": 1,
         "variants": [variant],
         "matcher": [],
+        "detection": {"roi": None, "sets": {}},
         "peak_rss_mb": 1,
     }
     text = format_bench(report)
