@@ -48,11 +48,12 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     rows = verify_models(Path(args.cache_dir) if args.cache_dir else None)
     if note := missing_build_extra():
         print(note)
-    print(f"{'model':<18} {'checksum':<11} {'loads':<6} agreement")
+    width = max([len("model"), *(len(row.name) for row in rows)])
+    print(f"{'model':<{width}} {'checksum':<11} {'loads':<6} agreement")
     for row in rows:
         loads = "yes" if row.loads else "no"
         print(
-            f"{row.name:<18} {row.checksum:<11} {loads:<6} {row.agreement} {row.problem}".rstrip()
+            f"{row.name:<{width}} {row.checksum:<11} {loads:<6} {row.agreement} {row.problem}".rstrip()
         )
     # A variant that is not a default may disagree more (it is there to be measured); it must
     # still be built, load and match its checksum.

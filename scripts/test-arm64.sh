@@ -98,7 +98,7 @@ rm -rf "$rootfs/opt/src" && mkdir -p "$rootfs/opt/src"
   | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
   | tar --null -T - -cf -) | tar -C "$rootfs/opt/src" -xf -
 in_arm '[ -x /opt/venv/bin/python ] || python3 -m venv /opt/venv
-  pip install --quiet /opt/src pytest hypothesis jsonschema
+  pip install --quiet /opt/src pytest hypothesis jsonschema jinja2
   if python -c "import tensorflow" 2>/dev/null; then echo "TensorFlow is installed: not a device venv"; exit 1; fi
   pip list 2>/dev/null | grep -iE "^(ai-edge-litert|numpy|opencv-python-headless) "'
 
