@@ -172,6 +172,21 @@ class EventPrinter:
         self._client.disconnect()
 
 
+def run_with_subscriber(
+    cfg: Config, port: int, wait: float
+) -> tuple[int, Daemon, list[dict[str, Any]]]:
+    """Run the daemon to its end with a subscriber printing its events; waits up to `wait`
+    seconds after the daemon ends for the subscriber to receive all it published."""
+    printer = EventPrinter(port)
+    daemon = Daemon(cfg)
+    code = daemon.run()
+    deadline = time.monotonic() + wait
+    while len(printer.received) < daemon.stats.events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    printer.close()
+    return code, daemon, printer.received
+
+
 def run_demo(workdir: Path) -> int:
     from edgeface.analyzer import FaceAnalyzer
 
@@ -195,16 +210,10 @@ def run_demo(workdir: Path) -> int:
             },
             "demo",
         )
-        printer = EventPrinter(port)
         print("running the daemon on the sample video; events as a subscriber receives them:")
-        daemon = Daemon(cfg)
-        code = daemon.run()
-        deadline = time.monotonic() + 10
-        while len(printer.received) < daemon.stats.events and time.monotonic() < deadline:
-            time.sleep(0.05)
-        printer.close()
-    published, received = daemon.stats.events, len(printer.received)
-    names = sorted({e["person"] for e in printer.received if e["type"] == "recognized"})
+        code, daemon, events = run_with_subscriber(cfg, port, wait=10)
+    published, received = daemon.stats.events, len(events)
+    names = sorted({e["person"] for e in events if e["type"] == "recognized"})
     print(
         f"done: {daemon.stats.frames} frames, {published} events published, {received} received;"
         f" recognized: {', '.join(names) or 'nobody'}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,7 @@ def scene(out: Path) -> None:
 
 def events(workdir: Path, out: Path) -> None:
     from edgeface.config import parse_config
-    from edgeface.demo import DEVICE, EventPrinter, private_broker
-    from edgeface.service import Daemon
+    from edgeface.demo import DEVICE, private_broker, run_with_subscriber
 
     with private_broker(workdir) as (port, kind):
         assert kind == "mosquitto", f"expected mosquitto, got {kind}"
@@ -59,15 +57,9 @@ def events(workdir: Path, out: Path) -> None:
             },
             "arm64-compare",
         )
-        printer = EventPrinter(port)
-        daemon = Daemon(cfg)
-        code = daemon.run()
-        deadline = time.monotonic() + 30
-        while len(printer.received) < daemon.stats.events and time.monotonic() < deadline:
-            time.sleep(0.05)
-        printer.close()
+        code, _, received = run_with_subscriber(cfg, port, wait=30)
     assert code == 0, f"daemon exited {code}"
-    out.write_text(json.dumps(printer.received, indent=1))
+    out.write_text(json.dumps(received, indent=1))
 
 
 def _identify_rows(data: list[dict[str, Any]]) -> list[tuple[str, str | None, str, float]]:
