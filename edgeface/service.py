@@ -16,7 +16,6 @@ Never: per-frame face logic (that is `pipeline.engine`), wire formats (`types.Ev
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import signal
 import sqlite3
@@ -29,6 +28,7 @@ import cv2
 
 from edgeface import __version__
 from edgeface.analyzer import FaceAnalyzer
+from edgeface.commands import CommandWorker
 from edgeface.config import Config, load_config, read_password
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.matcher import Matcher, Thresholds
@@ -59,10 +59,6 @@ SHUTDOWN_FLUSH = 10.0
 # ...of which at most this long is spent waiting for a lost connection to come back (a broker
 # that is down for good must not hold up every stop by the whole flush time).
 SHUTDOWN_RECONNECT_GRACE = 5.0
-COMMANDS = ("reload", "snapshot", "status")
-# Keys a command payload may carry; anything else (e.g. a "path") is refused, not ignored, so a
-# caller never believes a path it sent was used.
-COMMAND_KEYS = frozenset({"request_id"})
 
 
 class Daemon:
@@ -188,7 +184,16 @@ class Daemon:
         self.analyzer = FaceAnalyzer.from_config(cfg)
         self.publisher = MqttPublisher(cfg.mqtt, cfg.device.id, cfg.state_path)
         self.presence = Presence(self.publisher, cfg.camera.name, cfg.mqtt.presence_timeout)
-        self.publisher.set_command_handler(self._on_command, commands=COMMANDS)
+        self.commands = CommandWorker(
+            {
+                "reload": self._reload_command,
+                "snapshot": self._snapshot_command,
+                "status": lambda: {"ok": True, "status": self.status()},
+            },
+            self.publisher.publish_reply,
+        )
+        self.commands.start()
+        self.publisher.command_sink = self.commands.submit
         self.publisher.start()
         self._publish_status()  # at once: sent as soon as the connection is up
         threads = []
@@ -526,34 +531,22 @@ class Daemon:
             old.cache.close()
         self.watcher = self._follow(self.gallery)
 
-    def _on_command(self, name: str, payload: bytes) -> dict[str, Any]:
-        """Answer a command; the publisher has already checked the name and the JSON payload.
+    def _reload_command(self) -> dict[str, Any]:
+        self._reload_requested.set()
+        return {"ok": True, "message": "reload scheduled"}
 
-        No command takes an argument (in particular no file name or path): unexpected keys are
-        refused, so nothing a peer sends can steer a read or write outside our directories.
-        """
-        request = json.loads(payload) if payload.strip() else {}
-        extra = sorted(str(k)[:40] for k in request if k not in COMMAND_KEYS)
-        if extra:
-            return {"ok": False, "error": f"{name} takes no arguments (got: {', '.join(extra)})"}
-        if name == "reload":
-            self._reload_requested.set()
-            return {"ok": True, "message": "reload scheduled"}
-        if name == "status":
-            return {"ok": True, "status": self.status()}
-        if name == "snapshot":
-            if not self.cfg.mqtt.snapshots:
-                return {"ok": False, "error": "snapshots are disabled (mqtt.snapshots: false)"}
-            frame = self._latest_frame
-            if frame is None:
-                return {"ok": False, "error": "no frame yet"}
-            ok, jpeg = cv2.imencode(".jpg", frame.image)
-            if not ok:
-                return {"ok": False, "error": "encoding failed"}
-            snapshot_id = f"frame-{frame.sequence}"
-            self.publisher.publish_snapshot(snapshot_id, jpeg.tobytes())
-            return {"ok": True, "snapshot": snapshot_id}
-        return {"ok": False, "error": f"unknown command {name!r} (known: {', '.join(COMMANDS)})"}
+    def _snapshot_command(self) -> dict[str, Any]:
+        if not self.cfg.mqtt.snapshots:
+            return {"ok": False, "error": "snapshots are disabled (mqtt.snapshots: false)"}
+        frame = self._latest_frame
+        if frame is None:
+            return {"ok": False, "error": "no frame yet"}
+        ok, jpeg = cv2.imencode(".jpg", frame.image)
+        if not ok:
+            return {"ok": False, "error": "encoding failed"}
+        snapshot_id = f"frame-{frame.sequence}"
+        self.publisher.publish_snapshot(snapshot_id, jpeg.tobytes())
+        return {"ok": True, "snapshot": snapshot_id}
 
     def _shutdown(self) -> None:
         self.notifier.stopping("flushing events")
@@ -576,6 +569,7 @@ class Daemon:
         self._publish_status()
         self.presence.all_absent()
         self.publisher.stop(flush_timeout=max(0.0, deadline - time.monotonic()))
+        self.commands.stop()
         if self.metrics is not None:
             self.metrics.close()
         log.info("stopped after %d frames, %d events", self.stats.frames, self.stats.events)

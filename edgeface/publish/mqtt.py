@@ -1,4 +1,4 @@
-"""The MQTT side of the daemon: durable event delivery, retained state, availability and commands.
+"""The MQTT transport of the daemon: durable event delivery, retained state, availability.
 
 Owns: one paho-mqtt (v2 callback API) client and the topics under `<topic_prefix>/<device_id>/`:
 
@@ -7,20 +7,18 @@ Owns: one paho-mqtt (v2 callback API) client and the topics under `<topic_prefix
 - `presence/<slug>`     retained JSON per person (cleared with an empty retained message)
 - `status`              retained JSON; its `mqtt_connected` is set here when it is sent
 - `snapshot/<event id>` JPEG bytes, best effort
-- `cmd/<name>`          subscribed; replies on `cmd/result`; retained messages are never executed
-                        (a command left retained on the broker would run again at every connect)
+- `cmd/<name>`          subscribed; the bytes go to the command sink (`edgeface.commands` checks and
+                        runs them), whose reply bytes go out on `cmd/result`; retained messages are
+                        never handed on (one left on the broker would run again at every connect)
 
-Delivery design: `publish_event` appends to the sqlite outbox and returns; one sender thread hands
-rows to paho in seq order with at most `max_inflight` unacknowledged, and deletes a row only when
-paho reports it delivered (PUBACK for QoS 1). Within a process paho itself resends unacknowledged
-messages after a reconnect, so the sender sends nothing newer until those are acknowledged (order);
-after a daemon restart every remaining row is sent again with its original payload, so the event
-`id` is unchanged and subscribers de-duplicate. Retained state (availability, presence, status) is
-kept in memory and republished on every connect, so it converges even when a QoS 0 update was lost.
+Delivery design: `publish_event` appends to the sqlite outbox and returns; the outbox sender
+(`publish.sender`) hands rows to paho in order and deletes them when acknowledged. After a daemon
+restart every remaining row is sent again with its original payload, so the event `id` is
+unchanged and subscribers de-duplicate. Retained state (availability, presence, status) is kept in
+memory and republished on every connect, so it converges even when a QoS 0 update was lost.
 
 Never: raises because the broker is unreachable, writes the password to a log line, exception or
-status, builds the event wire format (Event.to_json does), or runs the command handler on
-unvalidated input or on paho's network thread.
+status, builds the event wire format (Event.to_json does), or interprets a command.
 """
 
 from __future__ import annotations
@@ -29,41 +27,30 @@ import contextlib
 import hashlib
 import json
 import logging
-import queue
 import re
-import socket
-import ssl
 import sys
 import threading
 import time
 import unicodedata
-from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edgeface.config import ConfigError, MqttConfig, check_tls_files, read_password
+from edgeface.commands import RESULT
+from edgeface.config import MqttConfig
+from edgeface.publish.client import build_client, describe_connect_error
 from edgeface.publish.outbox import Outbox, OutboxError
+from edgeface.publish.sender import OutboxSender
 from edgeface.types import Event
 
 log = logging.getLogger(__name__)
 
-CommandHandler = Callable[[str, bytes], dict[str, Any]]
+# Receives `cmd/<name>` requests on paho's network thread: must only queue them.
+CommandSink = Callable[[str, bytes], None]
 
-COMMAND_NAME = re.compile(r"[a-z_]{1,32}")
-MAX_COMMAND_BYTES = 64 * 1024
-MAX_COMMAND_DEPTH = 8
-# Commands wait here for the worker thread; beyond this they are refused with "busy" rather than
-# queued without bound by whoever can publish to our topic.
-COMMAND_QUEUE_SIZE = 32
-_RESULT = "result"
-_MAX_ERROR_CHARS = 200
 _TOPIC_UNSAFE = re.compile(r"[/#+\x00]")
-
-
-# -- helpers ----------------------------------------------------------------------------------
 
 
 def slugify(name: str) -> str:
@@ -81,53 +68,48 @@ def slugify(name: str) -> str:
     return f"{readable}_{digest}"
 
 
-def describe_connect_error(exc: BaseException | None, host: str, port: int) -> str:
-    """A one-line reason for a failed connection attempt, for logs and `last_error`."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS: certificate verify failed ({exc.verify_message})"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"connection to {host}:{port} refused (is the broker running?)"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve broker host {host!r} ({exc.strerror})"
-    if isinstance(exc, TimeoutError):
-        return f"connection to {host}:{port} timed out"
-    if isinstance(exc, OSError):
-        return f"cannot connect to {host}:{port} ({exc.strerror or exc})"
-    return f"cannot connect to {host}:{port}"
+class RetainedState:
+    """Retained messages kept in memory and republished on every connect, so they converge even
+    when a QoS 0 update was lost; the status gets `mqtt_connected` as it is sent.
 
+    The lock is held across the paho call so a republish on connect cannot overtake a newer
+    update from another thread.
+    """
 
-def _json_depth_exceeds(text: str, limit: int) -> bool:
-    """True if arrays/objects nest deeper than `limit`; checked before json.loads so a hostile
-    payload cannot make the parser recurse thousands of levels."""
-    depth = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif ch in "]}":
-            depth -= 1
-    return False
+    def __init__(
+        self, client: mqtt.Client, status_topic: str, connected: Callable[[], bool]
+    ) -> None:
+        self._client, self._status_topic, self._connected = client, status_topic, connected
+        self._lock = threading.Lock()
+        self._retained: dict[str, bytes] = {}
+        self._status: dict[str, Any] | None = None
 
+    def set(self, topic: str, payload: bytes) -> None:
+        with self._lock:
+            self._retained[topic] = payload
+            if self._connected():
+                self._client.publish(topic, payload, qos=0, retain=True)
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    def set_status(self, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self._status = dict(payload)
+            connected = self._connected()
+            body = self._status_bytes(connected)
+            self._retained[self._status_topic] = body
+            if connected:
+                self._client.publish(self._status_topic, body, qos=0, retain=True)
 
+    def republish(self, availability_topic: str) -> None:
+        """On connect: `online` first, then every retained message (the status as connected)."""
+        with self._lock:
+            self._client.publish(availability_topic, b"online", qos=1, retain=True)
+            if self._status is not None:
+                self._retained[self._status_topic] = self._status_bytes(True)
+            for topic, payload in self._retained.items():
+                self._client.publish(topic, payload, qos=0, retain=True)
 
-class CommandError(Exception):
-    """A command was refused; the message goes into the error reply as-is."""
+    def _status_bytes(self, connected: bool) -> bytes:
+        return json.dumps({**(self._status or {}), "mqtt_connected": connected}).encode("utf-8")
 
 
 # -- the publisher ----------------------------------------------------------------------------
@@ -156,98 +138,34 @@ class MqttPublisher:
         self.topic_availability = f"{self._base}/availability"
         self.topic_events = f"{self._base}/events"
         self.topic_status = f"{self._base}/status"
-        self.topic_cmd_result = f"{self._base}/cmd/{_RESULT}"
+        self.topic_cmd_result = f"{self._base}/cmd/{RESULT}"
         self._cmd_prefix = f"{self._base}/cmd/"
-        self._max_inflight = max_inflight
         self._reconnect_delays = (reconnect_min_delay, reconnect_max_delay)
         self._client_id = client_id or cfg.client_id or f"edgeface-{device_id}"
 
-        # _cond guards the connection state, the ack queue and the sender's wake-up flag. It is
-        # never held while calling into paho, whose callbacks take it (deadlock otherwise).
-        self._cond = threading.Condition()
+        # _lock guards the connection state and the problems; never held while calling paho.
+        self._lock = threading.Lock()
         self._connected = False
-        self._connect_generation = 0
-        self._acks: deque[tuple[int, bool, str]] = deque()
-        self._wake = False
-        self._sender_stop = False
         self._conn_error: str | None = None
         self._outbox_error: str | None = None
         self._logged_problem: str | None = None
-        self._stopping = False
-        self._started = False
-        self._stopped = False
-
-        # _state_lock orders retained-state publishes: held across the paho call so a republish
-        # on connect cannot overtake a newer update from the daemon thread.
-        self._state_lock = threading.Lock()
-        self._retained: dict[str, bytes] = {}
-        self._status: dict[str, Any] | None = None
-
-        self._handler: CommandHandler | None = None
-        self._commands: frozenset[str] | None = None
-        self._command_queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(COMMAND_QUEUE_SIZE)
-
-        self._outbox: Outbox | None
+        self._stopping = self._started = self._stopped = False
+        self.command_sink: CommandSink | None = None
+        self._client = build_client(cfg, self._client_id, self.topic_availability, max_inflight)
+        self._state = RetainedState(self._client, self.topic_status, lambda: self.connected)
+        for name in ("connect", "connect_fail", "disconnect", "publish", "message"):
+            setattr(self._client, f"on_{name}", getattr(self, f"_on_{name}"))
+        self._sender: OutboxSender | None = None
         try:
-            self._outbox = Outbox(Path(state_dir), max_rows=cfg.outbox_max)
+            outbox = Outbox(Path(state_dir), max_rows=cfg.outbox_max)
         except OutboxError as exc:
             # The daemon keeps running and publishes live; status/last_error say why.
-            self._outbox = None
             self._outbox_error = str(exc)
             log.error("%s; events will be published without a durable outbox", exc)
-
-        self._client = self._build_client()
-        self._sender = threading.Thread(target=self._run_sender, name="mqtt-sender", daemon=True)
-        self._worker = threading.Thread(
-            target=self._run_commands, name="mqtt-commands", daemon=True
-        )
-
-    # -- construction ----------------------------------------------------------------------
-
-    def _build_client(self) -> mqtt.Client:
-        cfg = self._cfg
-        v5 = cfg.protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            # Unacknowledged events live in the outbox, not in a broker session.
-            clean_session=None if v5 else True,
-        )
-        # paho's own messages are diagnostics (some at ERROR for a routine disconnect); the
-        # user-facing story is our one line per state change, so they all go to DEBUG.
-        paho_log = logging.getLogger(f"{__name__}.paho")
-        client.on_log = lambda _c, _u, _level, text: paho_log.debug("%s", text)
-        client.will_set(self.topic_availability, b"offline", qos=1, retain=True)
-        password = read_password(cfg)
-        if password is not None and not cfg.username:
-            raise ConfigError("mqtt.username: required when a password is configured")
-        if cfg.username:
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls.enabled:
-            self._configure_tls(client)
-        client.max_inflight_messages_set(self._max_inflight + 20)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        return client
-
-    def _configure_tls(self, client: mqtt.Client) -> None:
-        tls = self._cfg.tls
-        check_tls_files(tls)
-        try:
-            client.tls_set(
-                ca_certs=tls.ca_file,  # None: the system's trusted CAs
-                certfile=tls.cert_file,
-                keyfile=tls.key_file,
-                cert_reqs=ssl.CERT_REQUIRED,
+        else:
+            self._sender = OutboxSender(
+                outbox, self._client.publish, max_inflight, self._note_outbox_error
             )
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise ConfigError(f"mqtt.tls: cannot load certificates ({exc})") from exc
-        # Like mosquitto_pub --insecure: skips the host name check only; the chain is still verified.
-        client.tls_insecure_set(tls.insecure)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -257,8 +175,8 @@ class MqttPublisher:
             return
         self._started = True
         self._client.reconnect_delay_set(*self._reconnect_delays)
-        self._sender.start()
-        self._worker.start()
+        if self._sender is not None:
+            self._sender.start()
         try:
             self._client.connect_async(
                 self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive
@@ -273,47 +191,40 @@ class MqttPublisher:
         Returns only after the row is committed, so a crash afterwards cannot lose it.
         """
         payload = event.to_json().encode("utf-8")
-        if self._outbox is not None:
+        if self._sender is not None:
             try:
-                self._outbox.append(self.topic_events, payload, qos=self._cfg.qos, retain=False)
+                self._sender.outbox.append(
+                    self.topic_events, payload, qos=self._cfg.qos, retain=False
+                )
             except OutboxError as exc:
                 self._note_outbox_error(str(exc))
             else:
                 if self._outbox_error is not None:
                     self._note_outbox_error(None)
-                self._poke()
+                self._sender.poke()
                 return True
         if self.connected:
             self._client.publish(self.topic_events, payload, qos=self._cfg.qos)
         return False
 
     def publish_presence(self, person: str, payload: dict[str, Any]) -> None:
-        self._set_retained(self.presence_topic(person), json.dumps(payload).encode("utf-8"))
+        self._state.set(self.presence_topic(person), json.dumps(payload).encode("utf-8"))
 
     def clear_presence(self, person: str) -> None:
         # An empty retained message deletes the retained one; it stays in the republish set so a
         # clear lost with a dying connection is repeated after the reconnect.
-        self._set_retained(self.presence_topic(person), b"")
+        self._state.set(self.presence_topic(person), b"")
 
     def publish_status(self, payload: dict[str, Any]) -> None:
         """Retained status; `mqtt_connected` is filled in with the state it is sent in."""
-        with self._state_lock:
-            self._status = dict(payload)
-            connected = self.connected
-            body = self._status_bytes(connected)
-            self._retained[self.topic_status] = body
-            if connected:
-                self._client.publish(self.topic_status, body, qos=0, retain=True)
-
-    def _status_bytes(self, connected: bool) -> bytes:
-        return json.dumps({**(self._status or {}), "mqtt_connected": connected}).encode("utf-8")
+        self._state.set_status(payload)
 
     def publish_retained(self, topic: str, payload: bytes) -> None:
         """Retained state outside the device's topics (HA discovery); republished on every
         connect. An empty payload deletes the retained message."""
         if not topic or "#" in topic or "+" in topic:
             raise ValueError(f"not a topic to publish to: {topic!r}")
-        self._set_retained(topic, payload)
+        self._state.set(topic, payload)
 
     def publish_snapshot(self, event_id: str, jpeg: bytes) -> bool:
         """Best effort, QoS 0, not stored: True if handed to the connection."""
@@ -324,16 +235,11 @@ class MqttPublisher:
         info = self._client.publish(f"{self._base}/snapshot/{event_id}", bytes(jpeg), qos=0)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    def set_command_handler(
-        self, fn: CommandHandler | None, commands: Collection[str] | None = None
-    ) -> None:
-        """Route validated `cmd/<name>` messages to `fn(name, payload) -> reply dict`.
-
-        `commands`, if given, is the set of names `fn` understands; others are refused here.
-        The handler runs on a worker thread, one command at a time.
-        """
-        self._commands = frozenset(commands) if commands is not None else None
-        self._handler = fn
+    def publish_reply(self, reply: bytes) -> None:
+        """A command's reply on `cmd/result` (QoS 1, not stored: a reply to a peer that is gone
+        is worth nothing)."""
+        if self.connected:
+            self._client.publish(self.topic_cmd_result, reply, qos=1)
 
     def presence_topic(self, person: str) -> str:
         return f"{self._base}/presence/{slugify(person)}"
@@ -349,9 +255,8 @@ class MqttPublisher:
         self._stopped = True
         deadline = time.monotonic() + max(0.0, flush_timeout)
         if self._started:
-            with self._cond:
-                while self.outbox_depth > 0 and (remaining := deadline - time.monotonic()) > 0:
-                    self._cond.wait(min(remaining, 0.1))
+            if self._sender is not None:
+                self._sender.wait_drained(deadline)
             self._stopping = True
             if self.connected:
                 info = self._client.publish(self.topic_availability, b"offline", qos=1, retain=True)
@@ -359,69 +264,52 @@ class MqttPublisher:
                     info.wait_for_publish(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
             self._client.disconnect()
             self._client.loop_stop()
-            with self._cond:
-                self._sender_stop = True
-                self._cond.notify_all()
-            self._sender.join(timeout=5)
-            with contextlib.suppress(queue.Full):
-                self._command_queue.put_nowait(None)
-            self._worker.join(timeout=5)
-        if self._outbox is not None:
-            self._outbox.close()
+            if self._sender is not None:
+                self._sender.stop()
+        if self._sender is not None:
+            self._sender.outbox.close()
 
     @property
     def connected(self) -> bool:
-        with self._cond:
+        with self._lock:
             return self._connected
 
     @property
     def outbox_depth(self) -> int:
-        return self._outbox.depth() if self._outbox is not None else 0
+        return self._sender.outbox.depth() if self._sender is not None else 0
 
     @property
     def outbox_dropped(self) -> int:
-        if self._outbox is None:
+        if self._sender is None:
             return 0
         try:
-            return self._outbox.dropped_total
+            return self._sender.outbox.dropped_total
         except OutboxError:
             return 0
 
     @property
     def last_error(self) -> str | None:
         """The current problem (connection and/or outbox), None when healthy. Never secrets."""
-        with self._cond:
+        with self._lock:
             parts = [p for p in (self._conn_error, self._outbox_error) if p]
         return "; ".join(parts) or None
 
     # -- paho callbacks (network thread) ---------------------------------------------------
 
     def _on_connect(
-        self,
-        client: mqtt.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason_code: Any,
-        _properties: Any,
+        self, client: mqtt.Client, _u: Any, _flags: Any, reason_code: Any, _props: Any
     ) -> None:
         if reason_code.is_failure:
             self._note_problem(f"broker refused the connection: {reason_code}")
             return
-        with self._cond:
+        with self._lock:
             self._connected = True
-            self._connect_generation += 1
-            self._conn_error = None
-            self._logged_problem = None
-            self._wake = True
-            self._cond.notify_all()
+            self._conn_error = self._logged_problem = None
+        if self._sender is not None:
+            self._sender.connected()
         log.info("MQTT connected to %s:%d as %s", self._cfg.host, self._cfg.port, self._client_id)
         client.subscribe(f"{self._cmd_prefix}+", qos=1)
-        with self._state_lock:
-            client.publish(self.topic_availability, b"online", qos=1, retain=True)
-            if self._status is not None:
-                self._retained[self.topic_status] = self._status_bytes(True)
-            for topic, payload in self._retained.items():
-                client.publish(topic, payload, qos=0, retain=True)
+        self._state.republish(self.topic_availability)
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this from inside its `except OSError` block, so the cause is still at hand.
@@ -429,30 +317,22 @@ class MqttPublisher:
         self._note_problem(describe_connect_error(exc, self._cfg.host, self._cfg.port))
 
     def _on_disconnect(
-        self,
-        _client: mqtt.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason_code: Any,
-        _properties: Any,
+        self, _client: mqtt.Client, _u: Any, _flags: Any, reason_code: Any, _props: Any
     ) -> None:
-        with self._cond:
-            was_connected = self._connected
-            self._connected = False
-            self._cond.notify_all()
+        with self._lock:
+            was_connected, self._connected = self._connected, False
+        if self._sender is not None:
+            self._sender.disconnected()
         if was_connected and not self._stopping:
             self._note_problem(
                 f"connection to {self._cfg.host}:{self._cfg.port} lost ({reason_code})"
             )
 
     def _on_publish(
-        self, _client: mqtt.Client, _userdata: Any, mid: int, reason_code: Any, _properties: Any
+        self, _client: mqtt.Client, _u: Any, mid: int, reason_code: Any, _props: Any
     ) -> None:
-        # Called with paho's message lock held: only record, the sender thread does the rest.
-        with self._cond:
-            self._acks.append((mid, bool(reason_code.is_failure), str(reason_code)))
-            self._wake = True
-            self._cond.notify_all()
+        if self._sender is not None:
+            self._sender.acked(mid, bool(reason_code.is_failure), str(reason_code))
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
@@ -462,166 +342,15 @@ class MqttPublisher:
             # Left on the broker by a client that published with retain: not a request now.
             log.warning("MQTT command on %s ignored: retained messages are not commands", topic)
             return
-        try:
-            self._command_queue.put_nowait((topic[len(self._cmd_prefix) :], bytes(msg.payload)))
-        except queue.Full:
-            name = topic[len(self._cmd_prefix) :][:40]
-            log.warning("MQTT command %r refused: too many commands waiting", name)
-            self._reply({"ok": False, "command": name, "error": "busy: too many commands waiting"})
-
-    # -- sender thread ---------------------------------------------------------------------
-
-    def _run_sender(self) -> None:
-        inflight: dict[int, int] = {}  # paho mid -> outbox seq, owned by this thread only
-        # Delivered rows whose deletion failed (disk full): retried, or they would be sent
-        # again at the next start (a duplicate by id, never a loss).
-        undeleted: list[int] = []
-        last_handed = 0
-        seen_generation = 0
-        hold = False
-        while True:
-            with self._cond:
-                if not self._wake and not self._sender_stop:
-                    # The timeout is a safety net only: every state change sets _wake.
-                    self._cond.wait(1.0)
-                self._wake = False
-                acks = list(self._acks)
-                self._acks.clear()
-                connected = self._connected
-                generation = self._connect_generation
-                if self._sender_stop:
-                    return
-            for mid, failed, reason in acks:
-                seq = inflight.pop(mid, None)
-                if seq is None:
-                    continue  # not an event (state, reply, snapshot)
-                if failed:
-                    # Retrying a message the broker refuses would block every later event.
-                    log.error("MQTT broker refused event row %d (%s); dropping it", seq, reason)
-                undeleted.append(seq)
-            undeleted = [seq for seq in undeleted if not self._ack_row(seq)]
-            if generation != seen_generation:
-                seen_generation = generation
-                # paho resends what it holds, in order, right after the CONNACK; anything newer
-                # sent now could overtake it.
-                hold = bool(inflight)
-            if hold and not inflight:
-                hold = False
-            if not connected or hold or self._outbox is None:
-                continue
-            room = self._max_inflight - len(inflight)
-            if room <= 0:
-                continue
-            try:
-                rows = self._outbox.peek(room, after=last_handed)
-            except OutboxError as exc:
-                self._note_outbox_error(str(exc))
-                continue
-            for row in rows:
-                info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
-                # QoS 0 is not queued by paho when the connection is gone: try again later.
-                if info.rc != mqtt.MQTT_ERR_SUCCESS and (
-                    row.qos == 0 or info.rc != mqtt.MQTT_ERR_NO_CONN
-                ):
-                    break
-                inflight[info.mid] = row.seq
-                last_handed = row.seq
-
-    def _ack_row(self, seq: int) -> bool:
-        """Delete a delivered row; False if the outbox could not (try again later)."""
-        if self._outbox is None:
-            return True
-        try:
-            self._outbox.ack(seq)
-        except OutboxError as exc:
-            self._note_outbox_error(str(exc))
-            return False
-        with self._cond:
-            self._cond.notify_all()  # stop() waits for the depth to reach zero
-        return True
-
-    def _poke(self) -> None:
-        with self._cond:
-            self._wake = True
-            self._cond.notify_all()
-
-    # -- commands (worker thread) ----------------------------------------------------------
-
-    def _run_commands(self) -> None:
-        while True:
-            item = self._command_queue.get()
-            if item is None:
-                return
-            name, payload = item
-            self._reply(self._execute(name, payload))
-
-    def _execute(self, name: str, payload: bytes) -> dict[str, Any]:
-        shown = name if COMMAND_NAME.fullmatch(name) else name[:40]
-        reply: dict[str, Any] = {"ok": False, "command": shown}
-        try:
-            request = self._validate_command(name, payload)
-            if isinstance(request.get("request_id"), str) and len(request["request_id"]) <= 64:
-                reply["request_id"] = request["request_id"]
-            handler = self._handler
-            if handler is None:
-                raise CommandError("unknown command")
-            try:
-                result = handler(name, payload)
-            except Exception as exc:  # the handler is the daemon's code: report, keep running
-                raise CommandError(f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]) from exc
-            if not isinstance(result, dict):
-                raise CommandError(f"handler returned {type(result).__name__}, not an object")
-            try:
-                json.dumps(result)
-            except (TypeError, ValueError) as exc:
-                raise CommandError(
-                    f"handler result is not JSON ({exc})"[:_MAX_ERROR_CHARS]
-                ) from exc
-        except CommandError as exc:
-            reply["error"] = str(exc)
-            log.warning("MQTT command %r refused: %s", shown, reply["error"])
-            return reply
-        reply.update(ok=True, result=result)
-        return reply
-
-    def _validate_command(self, name: str, payload: bytes) -> dict[str, Any]:
-        if len(payload) > MAX_COMMAND_BYTES:
-            raise CommandError(f"payload too large ({len(payload)} bytes, max {MAX_COMMAND_BYTES})")
-        if not COMMAND_NAME.fullmatch(name) or name == _RESULT:
-            raise CommandError("invalid command name (expected [a-z_]{1,32})")
-        if self._commands is not None and name not in self._commands:
-            raise CommandError("unknown command")
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CommandError("payload is not UTF-8") from exc
-        if not text.strip():
-            return {}
-        if _json_depth_exceeds(text, MAX_COMMAND_DEPTH):
-            raise CommandError(f"JSON nested deeper than {MAX_COMMAND_DEPTH} levels")
-        try:
-            request = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise CommandError(f"malformed JSON ({exc})"[:_MAX_ERROR_CHARS]) from exc
-        if not isinstance(request, dict):
-            raise CommandError(f"payload must be a JSON object, got {type(request).__name__}")
-        return request
-
-    def _reply(self, reply: dict[str, Any]) -> None:
-        if self.connected:
-            self._client.publish(self.topic_cmd_result, json.dumps(reply).encode("utf-8"), qos=1)
+        sink = self.command_sink
+        if sink is not None:
+            sink(topic[len(self._cmd_prefix) :], bytes(msg.payload))
 
     # -- state and problems ----------------------------------------------------------------
 
-    def _set_retained(self, topic: str, payload: bytes) -> None:
-        with self._state_lock:
-            self._retained[topic] = payload
-            if self.connected:
-                self._client.publish(topic, payload, qos=0, retain=True)
-
     def _note_problem(self, reason: str) -> None:
         """Record a connection problem; log it only when it differs from the last one logged."""
-        with self._cond:
+        with self._lock:
             self._conn_error = reason
             repeat = reason == self._logged_problem
             self._logged_problem = reason
@@ -629,7 +358,7 @@ class MqttPublisher:
             log.warning("MQTT %s; retrying in the background", reason)
 
     def _note_outbox_error(self, reason: str | None) -> None:
-        with self._cond:
+        with self._lock:
             previous, self._outbox_error = self._outbox_error, reason
         if reason and reason != previous:
             log.error("%s; publishing events live until it recovers", reason)

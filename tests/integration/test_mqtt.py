@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from broker import Mosquitto, MqttRecorder
 
+from edgeface.commands import CommandWorker
 from edgeface.config import MqttConfig
 from edgeface.publish.mqtt import MqttPublisher, slugify
 from edgeface.publish.schema import validate_event
@@ -352,17 +353,21 @@ def test_hostile_commands_get_error_replies(
 
     rec = recorder_factory(mosquitto, CMD_RESULT)
     pub = publisher_factory(make_cfg(mosquitto))
-    calls: list[tuple[str, bytes]] = []
+    calls: list[str] = []
 
-    def handler(name: str, payload: bytes) -> dict[str, Any]:
-        calls.append((name, payload))
-        if name == "boom":
-            raise RuntimeError("handler exploded")
-        if name == "weird":
-            return ["not", "a", "dict"]  # type: ignore[return-value]
-        return {"pong": True}
+    def boom() -> dict[str, Any]:
+        calls.append("boom")
+        raise RuntimeError("handler exploded")
 
-    pub.set_command_handler(handler, commands={"ping", "boom", "weird"})
+    def weird() -> dict[str, Any]:
+        calls.append("weird")
+        return ["not", "a", "dict"]  # type: ignore[return-value]
+
+    worker = CommandWorker(
+        {"ping": lambda: {"pong": True}, "boom": boom, "weird": weird}, pub.publish_reply
+    )
+    worker.start()
+    pub.command_sink = worker.submit
     wait_until(lambda: pub.connected, what="connected")
     # the cmd/+ subscription is sent right after CONNACK; mosquitto logs it once it is active
     wait_until(lambda: f" 1 {BASE}/cmd/+" in mosquitto.log(), what="cmd/+ subscribed")
@@ -392,7 +397,7 @@ def test_hostile_commands_get_error_replies(
         assert expected in reply["error"], (name, reply)
         assert "command" in reply
     # Only well-formed requests for known commands reached the daemon's handler.
-    assert [c[0] for c in calls] == ["boom", "weird"]
+    assert calls == ["boom", "weird"]
 
     single.single(
         f"{BASE}/cmd/ping",
@@ -408,6 +413,7 @@ def test_hostile_commands_get_error_replies(
     pub.publish_event(make_event(1))
     events.wait_for_count(EVENTS, 1)
     assert pub.connected
+    worker.stop()
 
 
 def test_password_never_logged(

@@ -11,14 +11,10 @@ from typing import Any
 
 import pytest
 
+from edgeface.commands import MAX_COMMAND_BYTES, execute, json_depth_exceeds
 from edgeface.config import ConfigError, MqttConfig
-from edgeface.publish.mqtt import (
-    MAX_COMMAND_BYTES,
-    MqttPublisher,
-    _json_depth_exceeds,
-    describe_connect_error,
-    slugify,
-)
+from edgeface.publish.client import describe_connect_error
+from edgeface.publish.mqtt import MqttPublisher, slugify
 from edgeface.publish.schema import EventSchemaError, validate_event
 from edgeface.types import Box, Event, RunnerUp
 
@@ -47,9 +43,9 @@ def test_slug_is_readable_and_stable() -> None:
 
 
 def test_depth_scan_ignores_brackets_inside_strings() -> None:
-    assert not _json_depth_exceeds('{"a": "[[[[[[[[[[[[[[[[[[[[\\"[["}', 2)
-    assert _json_depth_exceeds('{"a": [[[1]]]}', 3)
-    assert not _json_depth_exceeds('{"a": [[1]]}', 3)
+    assert not json_depth_exceeds('{"a": "[[[[[[[[[[[[[[[[[[[[\\"[["}', 2)
+    assert json_depth_exceeds('{"a": [[[1]]]}', 3)
+    assert not json_depth_exceeds('{"a": [[1]]}', 3)
 
 
 def test_connect_error_reasons() -> None:
@@ -63,20 +59,13 @@ def test_connect_error_reasons() -> None:
     assert "h:1" in describe_connect_error(None, "h", 1)
 
 
-@pytest.fixture
-def idle_publisher(tmp_path: Path) -> Any:
-    pub = MqttPublisher(MqttConfig(topic_prefix="p"), "dev", tmp_path)
-    yield pub
-    pub.stop(0)
+def test_command_validation_without_a_broker() -> None:
+    seen: list[str] = []
+    actions = {"reload": lambda: seen.append("reload") or {"n": len(seen)}}
 
-
-def test_command_validation_without_a_broker(idle_publisher: MqttPublisher) -> None:
-    seen: list[tuple[str, bytes]] = []
-    idle_publisher.set_command_handler(lambda n, p: seen.append((n, p)) or {"n": len(seen)})
-
-    ok = idle_publisher._execute("reload", b"")
+    ok = execute(actions, "reload", b"")
     assert ok == {"ok": True, "command": "reload", "result": {"n": 1}}
-    assert idle_publisher._execute("reload", b'  {"request_id": "abc"} ')["request_id"] == "abc"
+    assert execute(actions, "reload", b'  {"request_id": "abc"} ')["request_id"] == "abc"
     for name, payload in [
         ("reload", b"x" * (MAX_COMMAND_BYTES + 1)),
         ("reload", b"\xc3\x28"),
@@ -87,19 +76,18 @@ def test_command_validation_without_a_broker(idle_publisher: MqttPublisher) -> N
         ("UPPER", b"{}"),
         ("", b"{}"),
     ]:
-        reply = idle_publisher._execute(name, payload)
+        reply = execute(actions, name, payload)
         assert reply["ok"] is False and reply["error"], (name, reply)
         json.dumps(reply)
     assert len(seen) == 2
 
 
-def test_no_handler_means_unknown_command(idle_publisher: MqttPublisher) -> None:
-    assert idle_publisher._execute("reload", b"{}")["error"] == "unknown command"
+def test_no_action_means_unknown_command() -> None:
+    assert execute({}, "reload", b"{}")["error"] == "unknown command"
 
 
-def test_handler_non_json_result_is_an_error(idle_publisher: MqttPublisher) -> None:
-    idle_publisher.set_command_handler(lambda n, p: {"x": object()})
-    assert "not JSON" in idle_publisher._execute("reload", b"{}")["error"]
+def test_action_non_json_result_is_an_error() -> None:
+    assert "not JSON" in execute({"reload": lambda: {"x": object()}}, "reload", b"{}")["error"]
 
 
 def test_password_without_username_is_refused_without_echo(
