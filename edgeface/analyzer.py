@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeface.align import ALIGNMENT_VERSION, AlignSettings, align_face
-from edgeface.config import Config
+from edgeface.config import CameraConfig, Config
 from edgeface.detect import BlazeFaceDetector, DetectorSettings
 from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
@@ -51,11 +51,13 @@ class FaceAnalyzer:
         align_settings: AlignSettings,
         model_name: str,
         frame_detector: FrameDetector | None = None,
+        model_cache: Path | None = None,
     ) -> None:
         self.detector = detector
         self.embedder = embedder
         self.align_settings = align_settings
         self.model_name = model_name
+        self.model_cache = model_cache  # where a camera's tile model is found
         # Without a region or tile settings, a camera frame is searched like a photo.
         self.frame_detector = frame_detector or FrameDetector(
             detector, detector, RegionSettings(tiles="off")
@@ -98,17 +100,24 @@ class FaceAnalyzer:
             AlignSettings(size=emb_model.input_shape[1], margin=cfg.recognition.margin),
             name,
             frame_detector(cfg, detector, cache, settings),
+            cache,
         )
+
+    def camera_detector(self, cfg: Config, camera: CameraConfig) -> FrameDetector:
+        """How `camera`'s frames are searched (its ROI and detection settings), with this
+        analyzer's detector; for `detect_frame`."""
+        return frame_detector(cfg, self.detector, self.model_cache, self.detector.settings, camera)
 
     def detect(self, image: ImageBGR) -> list[Face]:
         """Faces in a photo: the whole image, no region, no tiles."""
         with self._lock:
             return self.detector.detect(image)
 
-    def detect_frame(self, image: ImageBGR) -> list[Face]:
-        """Faces in a camera frame: its region of interest, plus tiles when configured."""
+    def detect_frame(self, image: ImageBGR, search: FrameDetector | None = None) -> list[Face]:
+        """Faces in a camera frame: its region of interest, plus tiles when configured; `search`
+        is a camera's own (`camera_detector`), else the configured camera's."""
         with self._lock:
-            return self.frame_detector.detect(image)
+            return (search or self.frame_detector).detect(image)
 
     def embed_face(self, image: ImageBGR, face: Face) -> AnalyzedFace:
         aligned = align_face(image, face, self.align_settings)
@@ -122,11 +131,17 @@ class FaceAnalyzer:
 
 
 def frame_detector(
-    cfg: Config, detector: BlazeFaceDetector, cache: Path | None, settings: DetectorSettings
+    cfg: Config,
+    detector: BlazeFaceDetector,
+    cache: Path | None,
+    settings: DetectorSettings,
+    camera: CameraConfig | None = None,
 ) -> FrameDetector:
-    """The camera-frame search of `cfg`; the tile model is loaded only if tiles can run."""
-    det = cfg.detection
-    regions = RegionSettings(cfg.camera.roi, det.tiles, det.tile_size, det.max_tiles)
+    """The frame search of `camera` (default: the first camera of `cfg`); the tile model is
+    loaded only if tiles can run."""
+    camera = camera or cfg.camera
+    det = cfg.detection_for(camera)
+    regions = RegionSettings(camera.roi, det.tiles, det.tile_size, det.max_tiles)
     tile_detector = detector
     if det.tiles != "off":
         path, spec = find_model(det.tile_detector, cache)

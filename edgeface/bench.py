@@ -177,7 +177,7 @@ def bench_engine(
         "frames": frames,
         "faces": faces,
         "embedded": embedded,
-        "events": events + len(engine.finish(frames / fps_source)),
+        "events": events + len(engine.finish(frames / fps_source).events),
         "fps": round(frames / wall, 2),
         "frame_total": summarise(totals),
         "time_to_decision": {name: summarise(v) for name, v in decisions.items()},

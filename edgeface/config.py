@@ -58,6 +58,9 @@ class CameraConfig:
     roi: tuple[float, float, float, float] | None = field(default=None, metadata=_range(0, 1e5))
     reconnect_max_backoff: float = field(default=30.0, metadata=_range(0.1, 3600))
     picamera2: PiCamera2Config = field(default_factory=PiCamera2Config)
+    # This camera's own `detection` keys (the rest from the top-level `detection`); None: all
+    # from the top level. See `Config.detection_for`.
+    detection: DetectionConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,10 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    # `camera` (one) or `cameras` (a list) in the file; after parsing, `cameras` lists every
+    # camera and `camera` is the first, whichever the file used.
     camera: CameraConfig = field(default_factory=CameraConfig)
+    cameras: tuple[CameraConfig, ...] = ()
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     state_dir: str = "state"
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -209,6 +215,15 @@ class Config:
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def all_cameras(self) -> tuple[CameraConfig, ...]:
+        """Every camera: `cameras`, or the one `camera` of a config built in code."""
+        return self.cameras or (self.camera,)
+
+    def detection_for(self, camera: CameraConfig) -> DetectionConfig:
+        """How `camera`'s frames are searched: its own `detection`, else the top-level one."""
+        return camera.detection or self.detection
 
 
 class ConfigError(EdgefaceError):
@@ -238,6 +253,11 @@ def _convert(value: Any, hint: Any, key: str, meta: dict[str, Any]) -> Any:
         return str(value)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
+    if origin is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{key}: expected a non-empty list, got {_describe(value)}")
+        return tuple(_convert(v, item, f"{key}[{i}]", meta) for i, v in enumerate(value))
     if origin is tuple:
         items = typing.get_args(hint)
         if not isinstance(value, list | tuple) or len(value) != len(items):
@@ -343,11 +363,63 @@ def with_embedder(cfg: Config, embedder: str) -> Config:
     return dataclasses.replace(switched, recognition=dataclasses.replace(rec, **values))
 
 
+def _with_camera_detection(data: Any) -> Any:
+    """The raw document with each camera's `detection` completed from the top-level one, so a
+    camera names only the keys it changes."""
+    if not isinstance(data, dict):
+        return data
+    if "camera" in data and "cameras" in data:
+        raise ConfigError("cameras: expected either camera (one) or cameras (a list), not both")
+    shared = data.get("detection")
+    if not isinstance(shared, dict):
+        return data
+
+    def merged(camera: Any) -> Any:
+        own = camera.get("detection") if isinstance(camera, dict) else None
+        if not isinstance(own, dict):
+            return camera
+        return {**camera, "detection": {**shared, **own}}
+
+    data = dict(data)
+    if isinstance(data.get("cameras"), list):
+        data["cameras"] = [merged(c) for c in data["cameras"]]
+    if "camera" in data:
+        data["camera"] = merged(data["camera"])
+    return data
+
+
+def _one_camera_list(cfg: Config) -> Config:
+    """`camera` becomes a list of one; with `cameras`, `camera` is the first of them."""
+    if not cfg.cameras:
+        return dataclasses.replace(cfg, cameras=(cfg.camera,))
+    return dataclasses.replace(cfg, camera=cfg.cameras[0])
+
+
+def camera_key(cfg: Config, index: int) -> str:
+    """How the file names camera `index`: `camera` for a one-camera config, else `cameras[i]`."""
+    return "camera" if len(cfg.all_cameras) == 1 else f"cameras[{index}]"
+
+
+def _check_cameras(cfg: Config) -> None:
+    seen: dict[str, int] = {}
+    for i, camera in enumerate(cfg.all_cameras):
+        key = camera_key(cfg, i)
+        roi = camera.roi
+        if roi is not None and (roi[2] <= 0 or roi[3] <= 0):
+            raise ConfigError(f"{key}.roi: expected a width and height above 0, got {list(roi)}")
+        if not camera.name.strip():
+            raise ConfigError(f"{key}.name: expected a name, got {camera.name!r}")
+        if camera.name in seen:
+            raise ConfigError(
+                f"{key}.name: {camera.name!r} is already the name of cameras[{seen[camera.name]}]"
+                " (events say which camera by name)"
+            )
+        seen[camera.name] = i
+
+
 def _check_consistency(cfg: Config) -> None:
     rec = cfg.recognition
-    roi = cfg.camera.roi
-    if roi is not None and (roi[2] <= 0 or roi[3] <= 0):
-        raise ConfigError(f"camera.roi: expected a width and height above 0, got {list(roi)}")
+    _check_cameras(cfg)
     if rec.unknown_threshold > rec.match_threshold:
         raise ConfigError(
             "recognition.unknown_threshold: expected at most recognition.match_threshold"
@@ -376,7 +448,8 @@ def _check_consistency(cfg: Config) -> None:
 def parse_config(data: Any, origin: str = "config") -> Config:
     """Validate a parsed YAML document; errors are prefixed with `origin`."""
     try:
-        cfg = _follow_model_operating_point(_build(Config, data, ""), data)
+        cfg = _build(Config, _with_camera_detection(data), "")
+        cfg = _one_camera_list(_follow_model_operating_point(cfg, data))
         _check_consistency(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
@@ -411,10 +484,18 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
             return value
         return str((base / value).resolve())
 
-    source = cfg.camera.source
-    is_local_file = not (
-        source.isdigit() or "://" in source or source.startswith(("/dev/", "picamera2:"))
-    )
+    def resolve_source(camera: CameraConfig) -> CameraConfig:
+        source = camera.source
+        is_local_file = not (
+            source.isdigit() or "://" in source or source.startswith(("/dev/", "picamera2:"))
+        )
+        return (
+            dataclasses.replace(camera, source=resolve(source) or source)
+            if is_local_file
+            else camera
+        )
+
+    cameras = tuple(resolve_source(camera) for camera in cfg.cameras)
     tls = cfg.mqtt.tls
     models = cfg.models
 
@@ -431,9 +512,8 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
         ),
         state_dir=resolve(cfg.state_dir) or cfg.state_dir,
         gallery=dataclasses.replace(cfg.gallery, path=resolve(cfg.gallery.path) or ""),
-        camera=dataclasses.replace(cfg.camera, source=resolve(source) or source)
-        if is_local_file
-        else cfg.camera,
+        camera=cameras[0],
+        cameras=cameras,
         mqtt=dataclasses.replace(
             cfg.mqtt,
             password_file=resolve(cfg.mqtt.password_file),

@@ -5,7 +5,9 @@ Owns: which enrolled people are present (last seen, wall clock), and the retaine
 
 - enrolled and not seen (or expired after `mqtt.presence_timeout`): `{"present": false, ...}`,
   so Home Assistant shows `off` rather than `unknown` from the start;
-- recognised: `{"present": true, "last_seen": <event ts>, ...}`;
+- recognised: `{"present": true, "last_seen": <event ts>, "camera": <where>, ...}`; `camera` is
+  where the person was last recognised (before that: the device's only camera, or null when it
+  has several);
 - removed from the gallery: the retained message is cleared (empty payload);
 - the daemon stopping (end of file, SIGTERM): everyone present gets `present: false` before
   `offline`. A crash leaves only the broker's last will (`availability` = `offline`): a
@@ -39,7 +41,7 @@ class Presence:
     def __init__(
         self,
         sink: PresenceSink,
-        camera: str,
+        camera: str | None,
         timeout: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -48,6 +50,7 @@ class Presence:
         self._enrolled: set[str] = set()
         self._present: dict[str, float] = {}  # person -> wall clock when last recognised
         self._last_seen: dict[str, float] = {}  # person -> ts of the last recognition event
+        self._where: dict[str, str] = {}  # person -> camera of the last recognition event
 
     def _payload(self, person: str, present: bool) -> dict[str, Any]:
         last = self._last_seen.get(person)
@@ -55,7 +58,7 @@ class Presence:
             "person": person,
             "present": present,
             "last_seen": round(last, 3) if last is not None else None,
-            "camera": self.camera,
+            "camera": self._where.get(person, self.camera),
         }
 
     def enrolled(self, people: Iterable[str]) -> None:
@@ -68,16 +71,19 @@ class Presence:
             for person in removed:
                 self._present.pop(person, None)
                 self._last_seen.pop(person, None)
+                self._where.pop(person, None)
             absent = [self._payload(p, False) for p in added if p not in self._present]
         for payload in absent:
             self.sink.publish_presence(payload["person"], payload)
         for person in removed:
             self.sink.clear_presence(person)
 
-    def seen(self, person: str, ts: float) -> None:
+    def seen(self, person: str, ts: float, camera: str | None = None) -> None:
         with self._lock:
             self._present[person] = self.clock()
             self._last_seen[person] = ts
+            if camera is not None:
+                self._where[person] = camera
             payload = self._payload(person, True)
         self.sink.publish_presence(person, payload)
 

@@ -1,14 +1,19 @@
 """Rolling per-frame figures for the daemon's status: frame and face rates, per-stage latency.
 
-Owns: the last `STATS_WINDOW` frames' times, face counts and stage latencies, and the frame and
-event totals. Written by the pipeline thread only; read by whoever builds a status report.
-Never: publishes anything or reads clocks itself (times come in as arguments).
+Owns: the last `STATS_WINDOW` frames' completion times, face counts and stage latencies, and the
+frame and event totals. One instance per camera (its own fps) and one for the whole daemon, fed
+the same results as every other sink. Never: publishes anything; the clock comes in as a
+parameter.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
+import time
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from edgeface.pipeline.engine import FrameResult
 
@@ -17,9 +22,11 @@ STATS_WINDOW = 300
 
 
 class RollingStats:
-    """Recent per-frame figures for the status report; written by the pipeline thread only."""
+    """Recent per-frame figures; `take` from any camera thread, read from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
         self.frame_times: deque[float] = deque(maxlen=STATS_WINDOW)
         self.faces: deque[int] = deque(maxlen=STATS_WINDOW)
         self.stage: dict[str, deque[float]] = {
@@ -28,26 +35,42 @@ class RollingStats:
         self.frames = 0
         self.events = 0
 
-    def add(self, now: float, result: FrameResult, total: float) -> None:
-        self.frames += 1
-        self.frame_times.append(now)
-        self.faces.append(result.faces)
-        self.stage["detect"].append(result.times.detect)
-        self.stage["embed"].append(result.times.embed)
-        self.stage["match"].append(result.times.match)
-        self.stage["total"].append(total)
+    def take(self, result: FrameResult) -> None:
+        """A frame processed (its figures), or the events at the end of a camera's tracks."""
+        with self._lock:
+            self.events += len(result.events)
+            if result.frame is None:
+                return
+            self.frames += 1
+            self.frame_times.append(self.clock())
+            self.faces.append(result.faces)
+            for name in self.stage:
+                self.stage[name].append(getattr(result.times, name))
 
     def rates(self) -> tuple[float, float]:
-        if len(self.frame_times) < 2:
-            return 0.0, 0.0
-        span = self.frame_times[-1] - self.frame_times[0]
-        if span <= 0:
-            return 0.0, 0.0
-        frames = (len(self.frame_times) - 1) / span
-        return frames, frames * statistics.fmean(self.faces)
+        """Frames and faces per second over the window."""
+        with self._lock:
+            if len(self.frame_times) < 2:
+                return 0.0, 0.0
+            span = self.frame_times[-1] - self.frame_times[0]
+            if span <= 0:
+                return 0.0, 0.0
+            frames = (len(self.frame_times) - 1) / span
+            return frames, frames * statistics.fmean(self.faces)
 
     def latency_ms(self) -> dict[str, float]:
+        with self._lock:
+            return {
+                name: round(statistics.median(values) * 1000, 2) if values else 0.0
+                for name, values in self.stage.items()
+            }
+
+    def status(self) -> dict[str, Any]:
+        fps, faces_per_s = self.rates()
         return {
-            name: round(statistics.median(values) * 1000, 2) if values else 0.0
-            for name, values in self.stage.items()
+            "fps": round(fps, 2),
+            "faces_per_second": round(faces_per_s, 2),
+            "latency_ms": self.latency_ms(),
+            "frames": self.frames,
+            "events": self.events,
         }

@@ -221,7 +221,7 @@ class ProgressWatchdog:
         self._last_alive: float | None = None
         self._alive_reason = ""
         self._busy_since: float | None = None
-        self._stalled = False
+        self._feeder = WatchdogFeeder(notifier)
 
     @property
     def stall_timeout(self) -> float:
@@ -273,10 +273,34 @@ class ProgressWatchdog:
                 return None
             return f"no frame completed for {t - self._last_progress:.0f}s"
 
+    def hung(self, now: float | None = None) -> bool:
+        """A frame has been processing for longer than `stall_timeout`."""
+        with self._lock:
+            busy = self._busy_since
+            return busy is not None and self._now(now) - busy > self._stall_timeout
+
     def tick(self, now: float | None = None) -> bool:
         """Send WATCHDOG=1 if the pipeline is healthy; returns whether it was (fed or not)."""
-        reason = self.problem(now)
-        if reason is None:
+        return self._feeder.tick(self.problem(now))
+
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else now
+
+
+class WatchdogFeeder:
+    """Sends WATCHDOG=1 while nothing is stalled; says once per stall why it stopped feeding.
+
+    The daemon ticks it with the first problem of its cameras' `ProgressWatchdog`s, so the log
+    and `systemctl status` name the camera that stalled.
+    """
+
+    def __init__(self, notifier: Notifier | None) -> None:
+        self._notifier = notifier
+        self._stalled = False
+
+    def tick(self, problem: str | None) -> bool:
+        """Feed the watchdog if `problem` is None; returns whether it was (fed or not)."""
+        if problem is None:
             if self._stalled:
                 self._stalled = False
                 log.info("pipeline progressing again; feeding the watchdog")
@@ -287,10 +311,7 @@ class ProgressWatchdog:
             # Once per stall: the last words before systemd's SIGABRT, visible in the journal
             # and in `systemctl status`.
             self._stalled = True
-            log.error("pipeline stalled (%s); no longer feeding the systemd watchdog", reason)
+            log.error("pipeline stalled (%s); no longer feeding the systemd watchdog", problem)
             if self._notifier is not None:
-                self._notifier.status(f"stalled: {reason}")
+                self._notifier.status(f"stalled: {problem}")
         return False
-
-    def _now(self, now: float | None) -> float:
-        return self._clock() if now is None else now

@@ -47,7 +47,7 @@ DEVICE = "dev1"
 EVENTS = f"edgeface/{DEVICE}/events"
 STATUS = f"edgeface/{DEVICE}/status"
 SOAK = os.environ.get("EDGEFACE_SOAK") == "1"
-_EVENT_LINE = re.compile(r"edgeface\.service: event (\w+) track (\d+) .*? score")
+_EVENT_LINE = re.compile(r"edgeface\.sinks: event (\w+) track (\d+) .*? score")
 
 
 @dataclass(frozen=True)

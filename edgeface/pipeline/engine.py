@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from edgeface.analyzer import AnalyzedFace, FaceAnalyzer
 from edgeface.gallery.matcher import Matcher
 from edgeface.pipeline.tracker import Decision, Track, Tracker, decide, vote_weight
+from edgeface.regions import FrameDetector
 from edgeface.types import Event, Frame
 
 # A track that vanishes before it is decided is still reported, if it was seen this often;
@@ -30,6 +31,7 @@ class StageTimes:
     detect: float = 0.0
     embed: float = 0.0
     match: float = 0.0
+    total: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,15 @@ class TrackedFace:
 
 @dataclass
 class FrameResult:
+    """What one frame (or, with `frame` None, the end of a camera's tracks) led to."""
+
     events: list[Event]
     faces: int
     embedded: int
     times: StageTimes
     best_faces: dict[str, AnalyzedFace] = field(default_factory=dict)  # event id -> face
     tracked: list[TrackedFace] = field(default_factory=list)  # every face embedded this frame
+    frame: Frame | None = None
 
 
 class Engine:
@@ -60,8 +65,12 @@ class Engine:
         device: str,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         timer: Callable[[], float] = time.perf_counter,
+        search: FrameDetector | None = None,
     ) -> None:
+        """`search`: how this camera's frames are searched (`FaceAnalyzer.camera_detector`);
+        None: as the analyzer's configured camera."""
         self.analyzer, self.matcher, self.tracker = analyzer, matcher, tracker
+        self.search = search
         self.device, self.new_id, self.timer = device, new_id, timer
         self._camera = ""
 
@@ -69,7 +78,7 @@ class Engine:
         self._camera = frame.camera
         times = StageTimes()
         t0 = self.timer()
-        faces = self.analyzer.detect_frame(frame.image)
+        faces = self.analyzer.detect_frame(frame.image, self.search)
         times.detect = self.timer() - t0
         events: list[Event] = []
         best: dict[str, AnalyzedFace] = {}
@@ -96,11 +105,13 @@ class Engine:
                 events.append(event)
                 best[event.id] = analyzed
         events.extend(self._departures(self.tracker.expire(frame.timestamp), frame.timestamp))
-        return FrameResult(events, len(faces), embedded, times, best, tracked)
+        times.total = self.timer() - t0
+        return FrameResult(events, len(faces), embedded, times, best, tracked, frame)
 
-    def finish(self, now: float) -> list[Event]:
+    def finish(self, now: float) -> FrameResult:
         """End every open track (end of a video file, or shutdown)."""
-        return self._departures(self.tracker.expire(now, everything=True), now)
+        events = self._departures(self.tracker.expire(now, everything=True), now)
+        return FrameResult(events, 0, 0, StageTimes())
 
     def _departures(self, tracks: list[Track], now: float) -> list[Event]:
         events = []

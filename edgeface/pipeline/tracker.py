@@ -8,7 +8,9 @@ Never: runs models, matches embeddings or builds wire payloads; time comes in wi
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from edgeface.types import Box, Face, Match, RunnerUp
@@ -88,10 +90,12 @@ def decide(votes: list[Vote]) -> Decision:
 class Tracker:
     """IoU tracker; one instance per camera. Not thread-safe: call from the pipeline thread."""
 
-    def __init__(self, settings: TrackerSettings) -> None:
+    def __init__(self, settings: TrackerSettings, ids: Iterator[int] | None = None) -> None:
+        """`ids` numbers new tracks; the cameras of one daemon share it, so a track id names one
+        track of the device (events, unknown visitors) whichever camera saw it."""
         self.settings = settings
         self.tracks: dict[int, Track] = {}
-        self._next_id = 1
+        self._ids = ids if ids is not None else itertools.count(1)
 
     def observe(self, faces: list[Face], now: float) -> list[Observation]:
         """Assign this frame's faces to tracks (greedy by overlap) and start new tracks."""
@@ -118,9 +122,8 @@ class Tracker:
                 track = self.tracks[assigned[i]]
                 track.box, track.last_seen = face.box, now
             else:
-                track = Track(self._next_id, face.box, now, now)
+                track = Track(next(self._ids), face.box, now, now)
                 self.tracks[track.id] = track
-                self._next_id += 1
             needs = track.decision is None or (
                 now - track.last_embedded >= self.settings.recheck_interval
             )

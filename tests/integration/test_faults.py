@@ -405,7 +405,7 @@ def test_hung_inference_starves_the_watchdog_but_a_camera_outage_does_not(
         wait_for("not fed again after the hang", lambda: sock.count("WATCHDOG=1", resumed) >= 3)
 
         video.unlink()
-        wait_for("camera outage never noticed", lambda: daemon._current_outage() is not None)
+        wait_for("camera outage never noticed", lambda: daemon.status()["camera"]["outage"])
         outage, frames = time.monotonic(), daemon.stats.frames
         # Past two stall timeouts with no frame, only the outage can keep the watchdog fed.
         wait_for(

@@ -96,6 +96,8 @@ def _number_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, type]]
     """Every numeric key of the schema, dotted, with its type (Optional unwrapped)."""
     keys = []
     for name, hint in typing.get_type_hints(cls).items():
+        if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+            continue  # `cameras`: a list of what `camera` holds
         options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
         if dataclasses.is_dataclass(options[0]):
             keys += _number_keys(options[0], f"{prefix}{name}.")
