@@ -24,12 +24,20 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from broker import Mosquitto, MqttRecorder
-from daemon_support import DEVICE, STATUS, DaemonProcess, NotifySocket, Scene, make_scene
+from daemon_support import (
+    DEVICE,
+    STATUS,
+    DaemonProcess,
+    NotifySocket,
+    Scene,
+    edgeface,
+    make_scene,
+)
 from daemon_support import write_config as scene_config
 
 from edgeface.models import find_model
 
-TIMEOUT = 180
+TIMEOUT = 180  # a model load on a busy machine
 BASE = f"edgeface/{DEVICE}"
 
 
@@ -37,16 +45,6 @@ BASE = f"edgeface/{DEVICE}"
 def scene(tmp_path_factory: pytest.TempPathFactory, analyzer: Any) -> Scene:
     """9 s: the enrolled person, then a stranger (640x360)."""
     return make_scene(tmp_path_factory.mktemp("scene"), analyzer)
-
-
-def edgeface(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeface", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> None:
