@@ -1,12 +1,12 @@
 """The daemon: wires configuration, models, gallery, camera, engine and MQTT, and runs them.
 
 Owns: the process lifecycle (signal handlers before anything else, so SIGTERM during start-up
-stops cleanly and SIGHUP is queued; MQTT connected before the gallery loads; READY once models
-and gallery are loaded; SIGTERM flush-and-exit; end of a video file), the reload thread (SIGHUP
-and `cmd/reload`, applied whether or not frames are flowing; what is live is `reload`'s), the
-heartbeat thread (systemd watchdog, retained status every `mqtt.status_interval`, presence
-expiry), the replies to MQTT commands, and degrading
-instead of dying: a camera that is gone (reopened with backoff, `camera.outage` in status), a
+stops cleanly and SIGHUP is queued; MQTT connected before the gallery loads, or `MqttOff` with
+`mqtt.enabled: false`; READY once models and gallery are loaded; SIGTERM flush-and-exit; end of
+a video file), the reload thread (SIGHUP and `cmd/reload`, applied whether or not frames are
+flowing; what is live is `reload`'s; a refusal stays in `last_error` until a reload succeeds),
+the heartbeat thread (systemd watchdog, retained status every `mqtt.status_interval`, presence
+expiry), handing MQTT commands to `commands`, and degrading instead of dying: a camera that is gone (reopened with backoff, `camera.outage` in status), a
 state directory that is full or read-only (events published live, the gallery without its
 cache, the problem in `last_error`).
 Never: per-frame face logic (that is `pipeline.engine`), wire formats (`types.Event`,
