@@ -53,8 +53,9 @@ class CameraConfig:
     # Video files: play in real time like a camera (false: as fast as possible, for benchmarks).
     realtime: bool = True
     fps_cap: float = field(default=15.0, metadata=_range(0.1, 240))
-    # [x, y, w, h] where faces can appear, in frame pixels (or fractions when all are <= 1):
-    # detection runs on this part only, at full resolution; boxes stay in frame pixels.
+    # [x, y, w, h] where faces can appear, in whole frame pixels (or fractions when all are <= 1,
+    # then x + w and y + h at most 1): detection runs on this part only, at full resolution;
+    # boxes stay in frame pixels. A pixel region beyond the frame is logged at the first frame.
     roi: tuple[float, float, float, float] | None = field(default=None, metadata=_range(0, 1e5))
     reconnect_max_backoff: float = field(default=30.0, metadata=_range(0.1, 3600))
     picamera2: PiCamera2Config = field(default_factory=PiCamera2Config)
@@ -343,11 +344,30 @@ def with_embedder(cfg: Config, embedder: str) -> Config:
     return dataclasses.replace(switched, recognition=dataclasses.replace(rec, **values))
 
 
+def _check_roi(roi: tuple[float, float, float, float]) -> None:
+    """Refuse a region that lies outside any frame; pixels are checked at the first frame."""
+    x, y, w, h = roi
+    shown = [int(v) if v.is_integer() else v for v in roi]
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"camera.roi: expected a width and height above 0, got {shown}")
+    if max(roi) <= 1:
+        if x + w > 1 or y + h > 1:
+            raise ConfigError(
+                "camera.roi: as fractions of the frame, x + w and y + h must be at most 1,"
+                f" got {shown}"
+            )
+    elif not all(v.is_integer() for v in roi):
+        # Values above 1 are pixels; a fraction among them ([0.1, 0.1, 2, 2]) is a mix-up.
+        raise ConfigError(
+            "camera.roi: expected [x, y, w, h] as four fractions of the frame (all at most 1)"
+            f" or four whole pixel numbers, got {shown}"
+        )
+
+
 def _check_consistency(cfg: Config) -> None:
     rec = cfg.recognition
-    roi = cfg.camera.roi
-    if roi is not None and (roi[2] <= 0 or roi[3] <= 0):
-        raise ConfigError(f"camera.roi: expected a width and height above 0, got {list(roi)}")
+    if cfg.camera.roi is not None:
+        _check_roi(cfg.camera.roi)
     if rec.unknown_threshold > rec.match_threshold:
         raise ConfigError(
             "recognition.unknown_threshold: expected at most recognition.match_threshold"

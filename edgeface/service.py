@@ -1,12 +1,12 @@
 """The daemon: wires configuration, models, gallery, camera, engine and MQTT, and runs them.
 
 Owns: the process lifecycle (signal handlers before anything else, so SIGTERM during start-up
-stops cleanly and SIGHUP is queued; MQTT connected before the gallery loads; READY once models
-and gallery are loaded; SIGTERM flush-and-exit; end of a video file), the reload thread (SIGHUP
-and `cmd/reload`, applied whether or not frames are flowing; what is live is `reload`'s), the
-heartbeat thread (systemd watchdog, retained status every `mqtt.status_interval`, presence
-expiry), the replies to MQTT commands, and degrading
-instead of dying: a camera that is gone (reopened with backoff, `camera.outage` in status), a
+stops cleanly and SIGHUP is queued; MQTT connected before the gallery loads, or `MqttOff` with
+`mqtt.enabled: false`; READY once models and gallery are loaded; SIGTERM flush-and-exit; end of
+a video file), the reload thread (SIGHUP and `cmd/reload`, applied whether or not frames are
+flowing; what is live is `reload`'s; a refusal stays in `last_error` until a reload succeeds),
+the heartbeat thread (systemd watchdog, retained status every `mqtt.status_interval`, presence
+expiry), handing MQTT commands to `commands`, and degrading instead of dying: a camera that is gone (reopened with backoff, `camera.outage` in status), a
 state directory that is full or read-only (events published live, the gallery without its
 cache, the problem in `last_error`).
 Never: per-frame face logic (that is `pipeline.engine`), wire formats (`types.Event`,
@@ -16,7 +16,6 @@ Never: per-frame face logic (that is `pipeline.engine`), wire formats (`types.Ev
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import signal
 import sqlite3
@@ -29,6 +28,7 @@ import cv2
 
 from edgeface import __version__
 from edgeface.analyzer import FaceAnalyzer
+from edgeface.commands import COMMANDS, CommandTarget, answer
 from edgeface.config import Config, load_config, read_password
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.matcher import Matcher, Thresholds
@@ -41,6 +41,7 @@ from edgeface.pipeline.tracker import Tracker, TrackerSettings
 from edgeface.presence import Presence
 from edgeface.publish import discovery
 from edgeface.publish.mqtt import MqttPublisher
+from edgeface.publish.offline import MqttOff
 from edgeface.reload import plan_reload
 from edgeface.stats import RollingStats
 from edgeface.systemd import Notifier, ProgressWatchdog
@@ -59,10 +60,6 @@ SHUTDOWN_FLUSH = 10.0
 # ...of which at most this long is spent waiting for a lost connection to come back (a broker
 # that is down for good must not hold up every stop by the whole flush time).
 SHUTDOWN_RECONNECT_GRACE = 5.0
-COMMANDS = ("reload", "snapshot", "status")
-# Keys a command payload may carry; anything else (e.g. a "path") is refused, not ignored, so a
-# caller never believes a path it sent was used.
-COMMAND_KEYS = frozenset({"request_id"})
 
 
 class Daemon:
@@ -90,6 +87,7 @@ class Daemon:
         self.started_at = time.time()
         self.stats = RollingStats()
         self.last_error: str | None = None
+        self._reload_problem: str | None = None  # until a reload succeeds
         # Why the camera cannot be opened right now (the source's own `outage` covers a live
         # stream that drops; this covers a file or device that cannot be opened at all).
         self._camera_outage: str | None = None
@@ -182,11 +180,16 @@ class Daemon:
         self._install_signals()  # first: a SIGTERM or SIGHUP during start-up must not kill us
         cfg = self.cfg
         log.info("edgeface %s starting", __version__)
-        add_secret(read_password(cfg.mqtt))
+        on = cfg.mqtt.enabled  # off: no password or certificate is even read
+        add_secret(read_password(cfg.mqtt) if on else None)
         self._prepare_state_dir()
         self.notifier.status("loading models")
         self.analyzer = FaceAnalyzer.from_config(cfg)
-        self.publisher = MqttPublisher(cfg.mqtt, cfg.device.id, cfg.state_path)
+        self.publisher: MqttPublisher | MqttOff = (
+            MqttPublisher(cfg.mqtt, cfg.device.id, cfg.state_path)
+            if on
+            else MqttOff(cfg.state_path)
+        )
         self.presence = Presence(self.publisher, cfg.camera.name, cfg.mqtt.presence_timeout)
         self.publisher.set_command_handler(self._on_command, commands=COMMANDS)
         self.publisher.start()
@@ -420,7 +423,8 @@ class Daemon:
     def _last_error(self) -> str | None:
         """Current problems first (outbox, MQTT), then the last one the daemon reported."""
         parts: list[str] = []
-        for part in (self._outbox_problem, self.publisher.last_error, self.last_error):
+        problems = (self._outbox_problem, self.publisher.last_error, self._reload_problem)
+        for part in (*problems, self.last_error):
             if part and part not in parts and not any(part in p for p in parts):
                 parts.append(part)
         return "; ".join(parts)[:500] or None
@@ -458,6 +462,7 @@ class Daemon:
             "outbox_ok": self._outbox_problem is None,
             "events_live": self._events_live,
             "events_lost": self._events_lost,
+            "mqtt_enabled": self.cfg.mqtt.enabled,
             "mqtt_connected": self.publisher.connected,
             "last_error": self._last_error(),
         }
@@ -465,7 +470,8 @@ class Daemon:
     def _status_line(self) -> str:
         fps, _ = self.stats.rates()
         people = len(self._matcher.person_names)
-        return f"{fps:.1f} fps, {people} people, outbox {self.publisher.outbox_depth}"
+        mqtt = f"outbox {self.publisher.outbox_depth}" if self.cfg.mqtt.enabled else "mqtt off"
+        return f"{fps:.1f} fps, {people} people, {mqtt}"
 
     # --- gallery, reload, commands -----------------------------------------------------------
 
@@ -494,27 +500,29 @@ class Daemon:
         self._reload_requested.clear()
         with self.notifier.reload("reloading configuration and gallery"):
             if self.config_path is not None:
-                try:
-                    loaded = load_config(self.config_path)
-                except EdgefaceError as exc:
-                    self._report_error(f"reload refused, keeping the running config: {exc}")
-                    loaded = self.cfg
-                plan = plan_reload(self.cfg, loaded)
-                if plan.restart:
-                    log.warning(
-                        "reload: %s changed; takes effect on restart", ", ".join(plan.restart)
-                    )
-                self.cfg = plan.config
-                self.engine.tracker.settings = TrackerSettings(
-                    **dataclasses.asdict(self.cfg.tracking)
-                )
-                if plan.section_changed("gallery"):
-                    self._reopen_gallery()
-                log.info("reload: applied %s", ", ".join(plan.live) or "no changed setting")
-            with self._gallery_lock:
-                self.gallery.thresholds = self._thresholds()
-                self._matcher = self._matcher.with_thresholds(self._thresholds())
+                self._reload_config(self.config_path)
             self.watcher.request_refresh()
+
+    def _reload_config(self, path: Path) -> None:
+        """Apply what a reload may change live; a file that does not load changes nothing."""
+        try:
+            loaded = load_config(path)
+        except EdgefaceError as exc:
+            self._reload_problem = f"reload refused, keeping the running config: {exc}"
+            log.error("%s", self._reload_problem)
+            return
+        self._reload_problem = None
+        plan = plan_reload(self.cfg, loaded)
+        if plan.restart:
+            log.warning("reload: %s", plan.postponed())
+        self.cfg = plan.config
+        self.engine.tracker.settings = TrackerSettings(**dataclasses.asdict(self.cfg.tracking))
+        if plan.section_changed("gallery"):
+            self._reopen_gallery()
+        with self._gallery_lock:
+            self.gallery.thresholds = self._thresholds()
+            self._matcher = self._matcher.with_thresholds(self._thresholds())
+        log.info("reload: applied %s", plan.applied() or "no changed setting")
 
     def _reopen_gallery(self) -> None:
         """New gallery settings: reopen it (answers come from the embedding cache) and follow
@@ -527,33 +535,15 @@ class Daemon:
         self.watcher = self._follow(self.gallery)
 
     def _on_command(self, name: str, payload: bytes) -> dict[str, Any]:
-        """Answer a command; the publisher has already checked the name and the JSON payload.
-
-        No command takes an argument (in particular no file name or path): unexpected keys are
-        refused, so nothing a peer sends can steer a read or write outside our directories.
-        """
-        request = json.loads(payload) if payload.strip() else {}
-        extra = sorted(str(k)[:40] for k in request if k not in COMMAND_KEYS)
-        if extra:
-            return {"ok": False, "error": f"{name} takes no arguments (got: {', '.join(extra)})"}
-        if name == "reload":
-            self._reload_requested.set()
-            return {"ok": True, "message": "reload scheduled"}
-        if name == "status":
-            return {"ok": True, "status": self.status()}
-        if name == "snapshot":
-            if not self.cfg.mqtt.snapshots:
-                return {"ok": False, "error": "snapshots are disabled (mqtt.snapshots: false)"}
-            frame = self._latest_frame
-            if frame is None:
-                return {"ok": False, "error": "no frame yet"}
-            ok, jpeg = cv2.imencode(".jpg", frame.image)
-            if not ok:
-                return {"ok": False, "error": "encoding failed"}
-            snapshot_id = f"frame-{frame.sequence}"
-            self.publisher.publish_snapshot(snapshot_id, jpeg.tobytes())
-            return {"ok": True, "snapshot": snapshot_id}
-        return {"ok": False, "error": f"unknown command {name!r} (known: {', '.join(COMMANDS)})"}
+        """Answer a command (`edgeface.commands`); the publisher has checked name and JSON."""
+        target = CommandTarget(
+            request_reload=self._reload_requested.set,
+            status=self.status,
+            latest_frame=lambda: self._latest_frame,
+            snapshots_enabled=lambda: self.cfg.mqtt.snapshots,
+            publish_snapshot=self.publisher.publish_snapshot,
+        )
+        return answer(target, name, payload)
 
     def _shutdown(self) -> None:
         self.notifier.stopping("flushing events")

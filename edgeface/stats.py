@@ -1,7 +1,9 @@
 """Rolling per-frame figures for the daemon's status: frame and face rates, per-stage latency.
 
 Owns: the last `STATS_WINDOW` frames' times, face counts and stage latencies, and the frame and
-event totals. Written by the pipeline thread only; read by whoever builds a status report.
+event totals. Each stage's latency is over the frames that ran it: detection runs on every frame,
+embedding and matching only on frames with a face to embed (most frames embed nothing, and a
+median over them all would read 0). Written by the pipeline thread only; read by whoever builds a status report.
 Never: publishes anything or reads clocks itself (times come in as arguments).
 """
 
@@ -33,8 +35,9 @@ class RollingStats:
         self.frame_times.append(now)
         self.faces.append(result.faces)
         self.stage["detect"].append(result.times.detect)
-        self.stage["embed"].append(result.times.embed)
-        self.stage["match"].append(result.times.match)
+        if result.embedded:
+            self.stage["embed"].append(result.times.embed)
+            self.stage["match"].append(result.times.match)
         self.stage["total"].append(total)
 
     def rates(self) -> tuple[float, float]:

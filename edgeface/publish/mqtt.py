@@ -5,10 +5,13 @@ Owns: one paho-mqtt (v2 callback API) client and the topics under `<topic_prefix
 - `availability`        retained `online` on every (re)connect; LWT and clean stop: retained `offline`
 - `events`              event JSON (Event.to_json), durable through the outbox, strictly in order
 - `presence/<slug>`     retained JSON per person (cleared with an empty retained message)
-- `status`              retained JSON; its `mqtt_connected` is set here when it is sent
+- `status`              retained JSON; its `mqtt_connected` is set here when it is sent (false in
+                        the last one, sent by a clean stop just before `offline`)
 - `snapshot/<event id>` JPEG bytes, best effort
-- `cmd/<name>`          subscribed; replies on `cmd/result`; retained messages are never executed
-                        (a command left retained on the broker would run again at every connect)
+- `cmd/<name>`          subscribed; replies on `cmd/result` (`ok` false with an `error` for a
+                        refused command; the request's `request_id` echoed as sent, any JSON
+                        value); retained messages are never executed (a command left retained on
+                        the broker would run again at every connect)
 
 Delivery design: `publish_event` appends to the sqlite outbox and returns; one sender thread hands
 rows to paho in seq order with at most `max_inflight` unacknowledged, and deletes a row only when
@@ -354,6 +357,11 @@ class MqttPublisher:
                     self._cond.wait(min(remaining, 0.1))
             self._stopping = True
             if self.connected:
+                with self._state_lock:  # the last status: no longer connected once it is read
+                    if self._status is not None:
+                        body = self._status_bytes(False)
+                        self._retained[self.topic_status] = body
+                        self._client.publish(self.topic_status, body, qos=0, retain=True)
                 info = self._client.publish(self.topic_availability, b"offline", qos=1, retain=True)
                 with contextlib.suppress(ValueError, RuntimeError):
                     info.wait_for_publish(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
@@ -560,7 +568,7 @@ class MqttPublisher:
         reply: dict[str, Any] = {"ok": False, "command": shown}
         try:
             request = self._validate_command(name, payload)
-            if isinstance(request.get("request_id"), str) and len(request["request_id"]) <= 64:
+            if "request_id" in request:  # as sent, whatever it is: the caller matches on it
                 reply["request_id"] = request["request_id"]
             handler = self._handler
             if handler is None:
@@ -581,7 +589,10 @@ class MqttPublisher:
             reply["error"] = str(exc)
             log.warning("MQTT command %r refused: %s", shown, reply["error"])
             return reply
-        reply.update(ok=True, result=result)
+        # The handler's own verdict is the reply's: a refused command is not `ok` at the top.
+        reply.update(ok=result.get("ok", True) is not False, result=result)
+        if not reply["ok"] and "error" in result:
+            reply["error"] = str(result["error"])[:_MAX_ERROR_CHARS]
         return reply
 
     def _validate_command(self, name: str, payload: bytes) -> dict[str, Any]:

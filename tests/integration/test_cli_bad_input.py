@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from daemon_support import edgeface
 
 from edgeface.samples import enrollment_photos, packaged_faces
-
-# Long enough for a model load on a busy machine; a FIFO that is opened blocks forever.
-TIMEOUT = 120
-
-
-def edgeface(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeface", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env,
-    )
 
 
 def one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:

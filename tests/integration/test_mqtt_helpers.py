@@ -93,6 +93,17 @@ def test_command_validation_without_a_broker(idle_publisher: MqttPublisher) -> N
     assert len(seen) == 2
 
 
+def test_refused_command_is_not_ok_and_any_request_id_comes_back(
+    idle_publisher: MqttPublisher,
+) -> None:
+    idle_publisher.set_command_handler(lambda n, p: {"ok": False, "error": "no frame yet"})
+    reply = idle_publisher._execute("snapshot", b'{"request_id": 7}')
+    assert reply["ok"] is False and reply["error"] == "no frame yet" and reply["request_id"] == 7
+    long_id = "x" * 500
+    reply = idle_publisher._execute("snapshot", json.dumps({"request_id": long_id}).encode())
+    assert reply["request_id"] == long_id
+
+
 def test_no_handler_means_unknown_command(idle_publisher: MqttPublisher) -> None:
     assert idle_publisher._execute("reload", b"{}")["error"] == "unknown command"
 
