@@ -481,7 +481,7 @@ class Daemon:
             self._matcher = update.matcher.with_thresholds(self._thresholds())
             self._gallery_update = update
         log.info(
-            "gallery %s: %d people, %d usable photos, %d problems",
+            "gallery %s: %d people, %d usable photos, %d problem(s)",
             update.version[:12],
             len(update.report.people),
             update.report.usable_templates,
