@@ -294,10 +294,10 @@ def import_bundle(
     if size == 0:
         raise EdgefaceError(f"bundle {bundle}: the file is empty (copied before it was complete?)")
     if expect_sha256 is not None:
-        actual = sha256_file(bundle)
-        if actual != expect_sha256.lower():
+        digest = sha256_file(bundle)
+        if digest != expect_sha256.lower():
             raise EdgefaceError(
-                f"bundle {bundle}: sha256 is {actual}, not the expected {expect_sha256.lower()}"
+                f"bundle {bundle}: sha256 is {digest}, not the expected {expect_sha256.lower()}"
             )
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(cache, 0o700)

@@ -41,6 +41,13 @@ DEVICE_PYTHON = (
 )
 
 
+def run_on_host(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The CLI where TensorFlow and scikit-image are importable (a build host)."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgeface", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
 def run_on_device(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     if cache is not None:
@@ -207,12 +214,7 @@ def test_export_into_an_existing_folder_is_refused_before_writing(tmp_path: Path
             pytest.skip(f"{name} not built (edgeface models build)")
     folder = tmp_path / "out"
     folder.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "edgeface", "models", "export", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_on_host("models", "export", str(folder))
     one_line_refusal(result, f"{folder} is a folder")
     assert [p.name for p in tmp_path.iterdir()] == ["out"], "no .partial left beside it"
     assert not list(folder.iterdir())
@@ -275,24 +277,14 @@ def test_models_verify_with_tensorflow_passes_an_imported_bundle(
     assert run_on_device("models", "import", str(bundle), "--cache-dir", str(cache)).returncode == 0
     # The float references come from the sources a build host keeps beside its models.
     (cache / "sources").symlink_to(default_cache_dir() / "sources")
-    result = subprocess.run(
-        [sys.executable, "-m", "edgeface", "models", "verify", "--cache-dir", str(cache)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = run_on_host("models", "verify", "--cache-dir", str(cache), timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stderr
     assert "facenet-int8" in result.stdout and "not built" in result.stdout
 
 
 def test_models_list_columns_line_up(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "edgeface", "models", "list", "--cache-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_on_host("models", "list", "--cache-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     # With an empty cache every row ends "not built": kind, quantization and state each start
     # at the same column on every row.

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import daemon_support as support
@@ -59,18 +61,29 @@ def emptied(recorder, topics: set[str]) -> bool:
     return all(recorder.payloads(t) and recorder.payloads(t)[-1] == b"" for t in topics)
 
 
-def test_removal_deletes_the_entity_before_emptying_its_presence(
-    tmp_path, scene, mosquitto, recorder_factory
-):
+@dataclass
+class Setup:
+    gallery: Path
+    config: Path
+    watch: Any  # a recorder of everything on the broker since before the first start
+
+
+@pytest.fixture
+def setup(tmp_path, scene, mosquitto, recorder_factory) -> Setup:
+    """The scene's gallery plus the newcomer, a config with discovery, a recorder on '#'."""
     gallery = gallery_with_newcomer(tmp_path, scene)
     config = support.write_config(
         tmp_path, scene.video, gallery, mosquitto.port, mqtt={"ha_discovery": True}
     )
-    watch = recorder_factory(mosquitto, "#")
-    daemon = support.DaemonProcess(config, tmp_path / "daemon.log")
+    return Setup(gallery, config, recorder_factory(mosquitto, "#"))
+
+
+def test_removal_deletes_the_entity_before_emptying_its_presence(tmp_path, setup):
+    watch = setup.watch
+    daemon = support.DaemonProcess(setup.config, tmp_path / "daemon.log")
     try:
         watch.wait_until(lambda: published(watch, THEIRS), 60, "the newcomer's retained topics")
-        shutil.rmtree(gallery / NEWCOMER)
+        shutil.rmtree(setup.gallery / NEWCOMER)
         watch.wait_until(lambda: emptied(watch, THEIRS), 30, "the newcomer's topics emptied")
         assert daemon.terminate() == 0
     finally:
@@ -81,14 +94,10 @@ def test_removal_deletes_the_entity_before_emptying_its_presence(
 
 
 def test_a_person_removed_while_the_daemon_was_stopped_is_cleared_at_start(
-    tmp_path, scene, mosquitto, recorder_factory
+    tmp_path, scene, setup, mosquitto, recorder_factory
 ):
-    gallery = gallery_with_newcomer(tmp_path, scene)
-    config = support.write_config(
-        tmp_path, scene.video, gallery, mosquitto.port, mqtt={"ha_discovery": True}
-    )
-    watch = recorder_factory(mosquitto, "#")
-    daemon = support.DaemonProcess(config, tmp_path / "first.log")
+    watch = setup.watch
+    daemon = support.DaemonProcess(setup.config, tmp_path / "first.log")
     try:
         watch.wait_until(lambda: published(watch, THEIRS), 60, "the newcomer's retained topics")
         assert daemon.terminate() == 0
@@ -96,9 +105,9 @@ def test_a_person_removed_while_the_daemon_was_stopped_is_cleared_at_start(
         daemon.close()
     assert set(retained_now(mosquitto, recorder_factory)) >= THEIRS
 
-    shutil.rmtree(gallery / NEWCOMER)  # while the daemon is stopped
+    shutil.rmtree(setup.gallery / NEWCOMER)  # while the daemon is stopped
     her = presence_topic("edgeface", support.DEVICE, scene.person)
-    daemon = support.DaemonProcess(config, tmp_path / "second.log")
+    daemon = support.DaemonProcess(setup.config, tmp_path / "second.log")
     try:
         watch.wait_until(lambda: emptied(watch, THEIRS), 60, "the newcomer's topics emptied")
         left = retained_now(mosquitto, recorder_factory)
