@@ -3,8 +3,10 @@
 Owns: `STATE/unknowns/`, holding for each unknown track its best face crop (the one with the
 highest vote weight) as `<key>.jpg` and its embedding and times as `<key>.json` (files 0600, the
 folder 0700: these are photos of people who did not consent to being enrolled); expiring them
-after `retention_seconds`; grouping them into clusters of one visitor each; and moving a
-cluster into `GALLERY/<name>/` so the gallery watcher enrolls that person.
+after `retention_seconds`; grouping them into clusters of one visitor each; moving a
+cluster into `GALLERY/<name>/` so the gallery watcher enrolls that person; and, when the name is
+someone already enrolled, scoring the cluster against their photos (`merge_check`) so that a
+stranger is never merged into them without `--merge`.
 
 Clusters are computed when asked for, from the files alone (greedy, oldest crop first: a crop
 joins the cluster whose mean embedding is most similar if that similarity reaches
