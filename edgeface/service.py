@@ -103,7 +103,7 @@ class Daemon:
         self._matcher = Matcher.empty(self._thresholds())
         # Held while swapping the matcher or the gallery (watcher thread vs reload thread).
         self._gallery_lock = threading.Lock()
-        self._discovered_people: list[str] = []
+        self._published_people = discovery.PublishedPeople(cfg.state_path)
         self.metrics: MetricsExporter | None = None
         self.unknowns: UnknownStore | None = None
         # Open tracks' best crop so far (weight, embedding, crop), kept in memory only.
@@ -156,25 +156,31 @@ class Daemon:
         self._publish_discovery()
 
     def _publish_discovery(self) -> None:
-        """Home Assistant entities for this device; people who left the gallery are removed."""
+        """Home Assistant entities for this device; the retained topics of people who left the
+        gallery (also while the daemon was stopped) are removed."""
         m = self.cfg.mqtt
-        if not m.ha_discovery:
-            return
         people = list(self._matcher.person_names)
         device = self.cfg.device
-        messages = discovery.removals(device.id, self._discovered_people, people, m.ha_prefix)
-        messages += discovery.discovery_messages(
-            device.id,
-            device.name,
-            m.topic_prefix,
-            [self.cfg.camera.name],
+        update = self._gallery_update
+        messages = self._published_people.update(
             people,
+            device.id,
+            m.topic_prefix,
             m.ha_prefix,
-            int(3 * m.status_interval),
+            update is not None and update.indexing.finished,
         )
+        if m.ha_discovery:
+            messages += discovery.discovery_messages(
+                device.id,
+                device.name,
+                m.topic_prefix,
+                [self.cfg.camera.name],
+                people,
+                m.ha_prefix,
+                int(3 * m.status_interval),
+            )
         for topic, payload in messages:
             self.publisher.publish_retained(topic, payload)
-        self._discovered_people = people
 
     def run(self) -> int:
         self._install_signals()  # first: a SIGTERM or SIGHUP during start-up must not kill us
@@ -481,14 +487,15 @@ class Daemon:
             self._matcher = update.matcher.with_thresholds(self._thresholds())
             self._gallery_update = update
         log.info(
-            "gallery %s: %d people, %d usable photos, %d problems",
+            "gallery %s: %d people, %d usable photos, %d problem(s)",
             update.version[:12],
             len(update.report.people),
             update.report.usable_templates,
             len(update.report.problems),
         )
-        self.presence.enrolled(self._matcher.person_names)
+        # Discovery first: a removed person's entity goes before its presence topic is emptied.
         self._publish_discovery()
+        self.presence.enrolled(self._matcher.person_names)
 
     def _reloader(self) -> None:
         """The reload thread: SIGHUP and `cmd/reload` take effect even with no frames flowing."""
