@@ -105,6 +105,16 @@ if [[ -n $MODELS_BUNDLE ]]; then
     [[ -f $MODELS_BUNDLE ]] || die "--models-bundle $MODELS_BUNDLE: no such file"
     MODELS_BUNDLE=$(cd "$(dirname "$MODELS_BUNDLE")" && pwd)/$(basename "$MODELS_BUNDLE")
 fi
+if [[ -n $MODELS_SHA256 ]]; then
+    # Before anything is created: a wrong bundle must leave no user, venv, config or state.
+    [[ -n $MODELS_BUNDLE ]] || die "--models-sha256 needs --models-bundle"
+    [[ $MODELS_SHA256 =~ ^[0-9a-fA-F]{64}$ ]] ||
+        die "--models-sha256 $MODELS_SHA256: expected 64 hexadecimal digits"
+    actual=$(sha256sum "$MODELS_BUNDLE") || die "--models-bundle $MODELS_BUNDLE: cannot be read"
+    actual=${actual%% *}
+    [[ $actual == "${MODELS_SHA256,,}" ]] ||
+        die "--models-bundle $MODELS_BUNDLE: sha256 is $actual, not the expected ${MODELS_SHA256,,}; nothing installed"
+fi
 [[ $PREFIX == /* ]] || die "--prefix must be an absolute path, got $PREFIX"
 if [[ -n $ROOT ]]; then
     [[ -d $ROOT ]] || die "--root $ROOT: not a directory"

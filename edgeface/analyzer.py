@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeface.align import ALIGNMENT_VERSION, AlignSettings, align_face
-from edgeface.config import CameraConfig, Config
-from edgeface.detect import BlazeFaceDetector, DetectorSettings
+from edgeface.config import CameraConfig, Config, ConfigError
+from edgeface.detect import ANCHOR_SPECS, BlazeFaceDetector, DetectorSettings
 from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
-from edgeface.models import find_model
+from edgeface.models import ModelSpec
 from edgeface.models.fallback import load_float_instead
 from edgeface.regions import FrameDetector, RegionSettings
+from edgeface.roles import check_loaded, locate
 from edgeface.runtime import TFLiteModel
 from edgeface.types import AlignedFace, Embedding, Face, ImageBGR
 
@@ -72,10 +73,9 @@ class FaceAnalyzer:
     @classmethod
     def from_config(cls, cfg: Config) -> FaceAnalyzer:
         cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
-        det_path, det_spec = find_model(cfg.models.detector, cache)
-        emb_path, emb_spec = find_model(cfg.models.embedder, cache)
+        det_path, det_spec = locate("models.detector", cfg.models.detector, cache)
+        emb_path, emb_spec = locate("models.embedder", cfg.models.embedder, cache)
         emb_name = Path(cfg.models.embedder).stem
-        anchors = det_spec.anchors if det_spec and det_spec.anchors else _guess_anchors(det_path)
         delegate = cfg.runtime.delegate
         threads = cfg.runtime.num_threads
         try:
@@ -88,11 +88,18 @@ class FaceAnalyzer:
             else:
                 log.warning("%s; running on the CPU instead (runtime.delegate_fallback: cpu)", exc)
                 emb_model = TFLiteModel(emb_path, threads)
+        check_loaded("models.embedder", cfg.models.embedder, emb_model)
         settings = DetectorSettings(
             min_score=cfg.recognition.detector_min_score,
             min_face_px=cfg.recognition.min_face_px,
         )
-        detector = BlazeFaceDetector(TFLiteModel(det_path, threads), anchors, settings)
+        detector = blazeface(
+            "models.detector",
+            cfg.models.detector,
+            TFLiteModel(det_path, threads),
+            det_spec,
+            settings,
+        )
         name = f"{Path(cfg.models.detector).stem}+{emb_name}"
         return cls(
             detector,
@@ -144,19 +151,29 @@ def frame_detector(
     regions = RegionSettings(camera.roi, det.tiles, det.tile_size, det.max_tiles)
     tile_detector = detector
     if det.tiles != "off":
-        path, spec = find_model(det.tile_detector, cache)
-        anchors = spec.anchors if spec and spec.anchors else _guess_anchors(path)
+        path, spec = locate("detection.tile_detector", det.tile_detector, cache)
         # A tile without a face is common and not a portrait: no padded retry.
         tile_settings = dataclasses.replace(
             settings,
             retry_padded=False,
             min_score=max(settings.min_score, det.tile_min_score),
         )
-        tile_detector = BlazeFaceDetector(
-            TFLiteModel(path, cfg.runtime.num_threads), anchors, tile_settings
+        model = TFLiteModel(path, cfg.runtime.num_threads)
+        tile_detector = blazeface(
+            "detection.tile_detector", det.tile_detector, model, spec, tile_settings
         )
     return FrameDetector(detector, tile_detector, regions)
 
 
-def _guess_anchors(path: Path) -> str:
-    return "short" if "short" in path.name else "full"
+def blazeface(
+    key: str, name: str, model: TFLiteModel, spec: ModelSpec | None, settings: DetectorSettings
+) -> BlazeFaceDetector:
+    """The detector for config `key`; a raw .tflite file must have BlazeFace's tensors."""
+    check_loaded(key, name, model)
+    # A raw file's anchors follow from its input size (128: short range, 192: full range).
+    short = model.input_shape[1] == ANCHOR_SPECS["short"].input_size
+    anchors = spec.anchors if spec and spec.anchors else ("short" if short else "full")
+    try:
+        return BlazeFaceDetector(model, anchors, settings)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {name}: {exc}") from None

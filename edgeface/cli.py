@@ -57,7 +57,8 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
         )
     # A variant that is not a default may disagree more (it is there to be measured); it must
     # still be built, load and match its checksum.
-    failed = [r.name for r in rows if not r.ok and (r.name in defaults or not r.usable)]
+    # A model that was never built here (a cache filled by `models import`) is only listed.
+    failed = [r.name for r in rows if not r.ok and (r.name in defaults or r.built)]
     below = [r.name for r in rows if r.problem and r.usable and r.name not in defaults]
     if below:
         print(
@@ -74,11 +75,18 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     from edgeface.models import load_manifest, model_file
 
     manifest = load_manifest()
-    for spec in manifest.models.values():
+    specs = list(manifest.models.values())
+    name_w = max(len(s.name) for s in specs)
+    kind_w = max(len(s.kind) for s in specs)
+    quant_w = max(len(s.quantization) for s in specs)
+    for spec in specs:
         path = model_file(spec, Path(args.cache_dir) if args.cache_dir else None)
         default = " (default)" if spec.name in manifest.defaults.values() else ""
         state = str(path) if path.is_file() else "not built"
-        print(f"{spec.name:<18} {spec.kind:<9} {spec.quantization:<8} {state}{default}")
+        print(
+            f"{spec.name:<{name_w}} {spec.kind:<{kind_w}} {spec.quantization:<{quant_w}}"
+            f" {state}{default}"
+        )
     return 0
 
 
@@ -349,9 +357,28 @@ def cmd_unknown_list(args: argparse.Namespace) -> int:
 
 
 def cmd_unknown_name(args: argparse.Namespace) -> int:
+    import time
+
+    from edgeface.gallery.matcher import Thresholds
+    from edgeface.images import load_image
+    from edgeface.unknowns import Cluster, MergeCheck, merge_check
     from edgeface.unknowns import cmd_unknown_name as run
 
-    return run(args)
+    def existing(cluster: Cluster, person: str, gallery_dir: Path) -> MergeCheck:
+        """The group scored against an enrolled person's photos, with the configured models."""
+        cfg = _load_config(args.config)
+        analyzer, gallery = _open_gallery(cfg, str(gallery_dir), args.config)
+
+        def embed(path: Path) -> Any:
+            faces = analyzer.analyze(load_image(path))
+            return faces[0].embedding if faces else None
+
+        templates = gallery.refresh(time.time()).templates
+        return merge_check(
+            cluster, person, templates, Thresholds.from_config(cfg.recognition), embed
+        )
+
+    return run(args, existing)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -366,13 +393,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from edgeface.preflight import check_machine
+    from edgeface.preflight import check_machine, describe_cameras
 
     cfg = load_config(Path(args.file))
     try:
         notes = check_machine(cfg)
     except EdgefaceError as exc:
         raise EdgefaceError(f"{args.file}: {exc}") from None
+    for line in describe_cameras(cfg):
+        print(f"{args.file}: {line}")
     for note in notes:
         print(f"{args.file}: note: {note}")
     print(f"{args.file}: ok")
@@ -487,6 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     uname.add_argument("cluster")
     uname.add_argument("name")
     uname.add_argument("--gallery")
+    uname.add_argument(
+        "--merge",
+        action="store_true",
+        help="add the group to an existing person even though it does not match them",
+    )
     for p in (ulist, uname):
         p.add_argument("--config")
         p.add_argument("--state-dir")

@@ -5,7 +5,8 @@ Owns: the rules a request must pass before anything runs (a known `[a-z_]{1,32}`
 `request_id`), the bounded queue between the transport and the one worker thread that runs
 commands (beyond `COMMAND_QUEUE_SIZE` a request is refused as busy instead of queued without
 bound by whoever can publish to our topic), running the action and the reply object
-(`{"ok", "command", "request_id"?, "result" | "error"}`).
+(`{"ok", "command", "request_id"?, "result"?, "error"?}`: `ok` false with an `error` for a refused
+command, whether the rules or the action refused it; `request_id` echoed as sent, any JSON value).
 
 No command takes an argument, in particular no file name or path: unexpected keys are refused,
 not ignored, so a caller never believes a path it sent was used.
@@ -103,7 +104,7 @@ def execute(actions: Mapping[str, Action], name: str, payload: bytes) -> dict[st
     reply: dict[str, Any] = {"ok": False, "command": shown}
     try:
         request = parse_request(name, payload, actions)
-        if isinstance(request.get("request_id"), str) and len(request["request_id"]) <= 64:
+        if "request_id" in request:  # as sent, whatever it is: the caller matches on it
             reply["request_id"] = request["request_id"]
         extra = sorted(str(k)[:40] for k in request if k not in COMMAND_KEYS)
         if extra:
@@ -117,7 +118,10 @@ def execute(actions: Mapping[str, Action], name: str, payload: bytes) -> dict[st
         reply["error"] = str(exc)
         log.warning("MQTT command %r refused: %s", shown, reply["error"])
         return reply
-    reply.update(ok=True, result=result)
+    # The action's own verdict is the reply's: a refused command is not `ok` at the top.
+    reply.update(ok=result.get("ok", True) is not False, result=result)
+    if not reply["ok"] and "error" in result:
+        reply["error"] = str(result["error"])[:_MAX_ERROR_CHARS]
     return reply
 
 

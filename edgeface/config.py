@@ -53,8 +53,9 @@ class CameraConfig:
     # Video files: play in real time like a camera (false: as fast as possible, for benchmarks).
     realtime: bool = True
     fps_cap: float = field(default=15.0, metadata=_range(0.1, 240))
-    # [x, y, w, h] where faces can appear, in frame pixels (or fractions when all are <= 1):
-    # detection runs on this part only, at full resolution; boxes stay in frame pixels.
+    # [x, y, w, h] where faces can appear, in whole frame pixels (or fractions when all are <= 1,
+    # then x + w and y + h at most 1): detection runs on this part only, at full resolution;
+    # boxes stay in frame pixels. A pixel region beyond the frame is logged at the first frame.
     roi: tuple[float, float, float, float] | None = field(default=None, metadata=_range(0, 1e5))
     reconnect_max_backoff: float = field(default=30.0, metadata=_range(0.1, 3600))
     picamera2: PiCamera2Config = field(default_factory=PiCamera2Config)
@@ -196,8 +197,7 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
-    # `camera` (one) or `cameras` (a list) in the file; after parsing, `cameras` lists every
-    # camera and `camera` is the first, whichever the file used.
+    # `camera` (one) or `cameras` (a list, then `camera` is its first): see `all_cameras`.
     camera: CameraConfig = field(default_factory=CameraConfig)
     cameras: tuple[CameraConfig, ...] = ()
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
@@ -216,9 +216,14 @@ class Config:
     def state_path(self) -> Path:
         return Path(self.state_dir)
 
+    def __post_init__(self) -> None:
+        # With `cameras`, `camera` is always the first of them (code reading `camera` sees it).
+        if self.cameras and self.camera != self.cameras[0]:
+            object.__setattr__(self, "camera", self.cameras[0])
+
     @property
     def all_cameras(self) -> tuple[CameraConfig, ...]:
-        """Every camera: `cameras`, or the one `camera` of a config built in code."""
+        """Every camera: the `cameras` list, or the one `camera`."""
         return self.cameras or (self.camera,)
 
     def detection_for(self, camera: CameraConfig) -> DetectionConfig:
@@ -388,25 +393,17 @@ def _with_camera_detection(data: Any) -> Any:
     return data
 
 
-def _one_camera_list(cfg: Config) -> Config:
-    """`camera` becomes a list of one; with `cameras`, `camera` is the first of them."""
-    if not cfg.cameras:
-        return dataclasses.replace(cfg, cameras=(cfg.camera,))
-    return dataclasses.replace(cfg, camera=cfg.cameras[0])
-
-
 def camera_key(cfg: Config, index: int) -> str:
     """How the file names camera `index`: `camera` for a one-camera config, else `cameras[i]`."""
-    return "camera" if len(cfg.all_cameras) == 1 else f"cameras[{index}]"
+    return f"cameras[{index}]" if cfg.cameras else "camera"
 
 
 def _check_cameras(cfg: Config) -> None:
     seen: dict[str, int] = {}
     for i, camera in enumerate(cfg.all_cameras):
         key = camera_key(cfg, i)
-        roi = camera.roi
-        if roi is not None and (roi[2] <= 0 or roi[3] <= 0):
-            raise ConfigError(f"{key}.roi: expected a width and height above 0, got {list(roi)}")
+        if camera.roi is not None:
+            _check_roi(camera.roi, f"{key}.roi")
         if not camera.name.strip():
             raise ConfigError(f"{key}.name: expected a name, got {camera.name!r}")
         if camera.name in seen:
@@ -415,6 +412,25 @@ def _check_cameras(cfg: Config) -> None:
                 " (events say which camera by name)"
             )
         seen[camera.name] = i
+
+
+def _check_roi(roi: tuple[float, float, float, float], key: str) -> None:
+    """Refuse a region that lies outside any frame; pixels are checked at the first frame."""
+    x, y, w, h = roi
+    shown = [int(v) if v.is_integer() else v for v in roi]
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"{key}: expected a width and height above 0, got {shown}")
+    if max(roi) <= 1:
+        if x + w > 1 or y + h > 1:
+            raise ConfigError(
+                f"{key}: as fractions of the frame, x + w and y + h must be at most 1, got {shown}"
+            )
+    elif not all(v.is_integer() for v in roi):
+        # Values above 1 are pixels; a fraction among them ([0.1, 0.1, 2, 2]) is a mix-up.
+        raise ConfigError(
+            f"{key}: expected [x, y, w, h] as four fractions of the frame (all at most 1)"
+            f" or four whole pixel numbers, got {shown}"
+        )
 
 
 def _check_consistency(cfg: Config) -> None:
@@ -449,7 +465,7 @@ def parse_config(data: Any, origin: str = "config") -> Config:
     """Validate a parsed YAML document; errors are prefixed with `origin`."""
     try:
         cfg = _build(Config, _with_camera_detection(data), "")
-        cfg = _one_camera_list(_follow_model_operating_point(cfg, data))
+        cfg = _follow_model_operating_point(cfg, data)
         _check_consistency(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
@@ -495,7 +511,8 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
             else camera
         )
 
-    cameras = tuple(resolve_source(camera) for camera in cfg.cameras)
+    camera = resolve_source(cfg.camera)
+    cameras = tuple(resolve_source(c) for c in cfg.cameras)
     tls = cfg.mqtt.tls
     models = cfg.models
 
@@ -512,7 +529,7 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
         ),
         state_dir=resolve(cfg.state_dir) or cfg.state_dir,
         gallery=dataclasses.replace(cfg.gallery, path=resolve(cfg.gallery.path) or ""),
-        camera=cameras[0],
+        camera=camera,
         cameras=cameras,
         mqtt=dataclasses.replace(
             cfg.mqtt,

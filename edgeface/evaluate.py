@@ -23,7 +23,7 @@ import numpy.typing as npt
 from edgeface.errors import EdgefaceError
 from edgeface.gallery.matcher import Matcher, Thresholds
 from edgeface.plots import Axis, line_chart
-from edgeface.types import Embedding, ImageBGR
+from edgeface.types import Embedding, ImageBGR, RunnerUp
 
 NOT_A_PERSON = frozenset({"group", "unknown", "none"})
 # Scores given to a pair or probe where a face is missing: always a rejection.
@@ -161,6 +161,8 @@ class ProbeOutcome:
     nearest: str | None  # None: no face in the probe
     score: float
     clear: bool  # passes the runner-up margin and the person's negatives
+    photo: str = ""  # as written in the labels file
+    runner_up: RunnerUp | None = None  # the next person, with their score
 
     def named(self, threshold: float) -> str | None:
         return self.nearest if self.clear and self.score >= threshold else None
@@ -198,14 +200,22 @@ def gallery_probes(
         genuine = img in enrolled
         embedding = results[img.relative].embedding
         if embedding is None:
-            outcomes.append(ProbeOutcome(genuine, img.identity, None, NO_FACE_SCORE, False))
+            outcomes.append(
+                ProbeOutcome(genuine, img.identity, None, NO_FACE_SCORE, False, img.relative)
+            )
             continue
         keep = [i for i, other in enumerate(usable) if other is not img]
         matcher = Matcher(matrix[keep], [labels[i] for i in keep], rule)
         match = matcher.match(embedding)
         outcomes.append(
             ProbeOutcome(
-                genuine, img.identity, match.nearest, match.score, match.person is not None
+                genuine,
+                img.identity,
+                match.nearest,
+                match.score,
+                match.person is not None,
+                img.relative,
+                match.runner_up,
             )
         )
     return outcomes, len(enrolled) - len(usable)
@@ -229,6 +239,47 @@ def open_set_rates(outcomes: list[ProbeOutcome], threshold: float) -> dict[str, 
         if strangers
         else float("nan"),
     }
+
+
+def probe_errors(outcomes: list[ProbeOutcome], threshold: float) -> list[dict[str, Any]]:
+    """What a deployer fixing the gallery needs: every enrolled probe named as someone else and
+    every stranger given a name at `threshold`, with the name, its score and the runner-up;
+    highest score first (the most confident mistakes)."""
+    errors = []
+    for o in outcomes:
+        named = o.named(threshold)
+        if named is None or named == o.identity:
+            continue
+        errors.append(
+            {
+                "photo": o.photo,
+                "kind": "misidentified" if o.genuine else "stranger_accepted",
+                "identity": o.identity,
+                "named": named,
+                "score": round(o.score, 4),
+                "runner_up": o.runner_up.person if o.runner_up else None,
+                "runner_up_score": round(o.runner_up.score, 4) if o.runner_up else None,
+            }
+        )
+    return sorted(errors, key=lambda e: (-e["score"], e["photo"]))
+
+
+def format_probe_errors(name: str, errors: list[dict[str, Any]], limit: int = 10) -> list[str]:
+    """The text report's lines for one model: the `limit` most confident, then how many more."""
+    if not errors:
+        return []
+    lines = [f"{name}: {len(errors)} wrong name(s) at the operating point (photo, label -> name)"]
+    for e in errors[:limit]:
+        runner = (
+            f", runner-up {e['runner_up']} {e['runner_up_score']:.3f}" if e["runner_up"] else ""
+        )
+        kind = "stranger" if e["kind"] == "stranger_accepted" else "misidentified"
+        lines.append(
+            f"  {kind:<13} {e['photo']}: {e['identity']} -> {e['named']} {e['score']:.3f}{runner}"
+        )
+    if len(errors) > limit:
+        lines.append(f"  ... and {len(errors) - limit} more (all of them in --json)")
+    return lines
 
 
 def threshold_at_fpir(outcomes: list[ProbeOutcome], fpir: float) -> float:
@@ -261,6 +312,7 @@ def identification(
             "impostor_probes": len(outcomes) - len(genuine),
             "no_face": sum(o.nearest is None for o in outcomes),
             "enrolled_without_face": enrolled_without_face,
+            "errors": probe_errors(outcomes, thresholds.match),
             "det": det_curve(outcomes),
         }
     )
@@ -393,6 +445,8 @@ def format_eval_table(report: dict[str, Any]) -> str:
     }
     for name, paths in without.items():
         lines.append(f"{name}: no face found in {len(paths)} image(s): {', '.join(paths)}")
+    for name, r in report["models"].items():
+        lines += format_probe_errors(name, r["identification"]["errors"])
     return "\n".join(lines)
 
 

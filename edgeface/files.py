@@ -2,7 +2,8 @@
 
 Owns: refusing, with one line naming the path, what is missing, a folder, or not a regular
 file (a FIFO would block the reader forever, a device could stream without end) before it is
-read, and reading regular files with a size bound. Never: interprets the bytes.
+read, reading regular files with a size bound, and making a private directory (0700) for what the
+daemon keeps. Never: interprets the bytes.
 """
 
 from __future__ import annotations
@@ -64,3 +65,11 @@ def read_regular_file(path: Path, max_bytes: int, what: str = "file") -> bytes:
     if st.st_size > max_bytes or len(data) > max_bytes:
         raise EdgefaceError(f"{path}: larger than {max_bytes} bytes allowed")
     return data
+
+
+def make_private_dir(path: Path) -> None:
+    """`path` as a directory only its owner can enter (made, or its mode corrected); OSError
+    when the disk is read-only or full."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)

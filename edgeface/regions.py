@@ -3,7 +3,8 @@
 Owns: resolving `camera.roi` (pixels or fractions) against a frame, laying overlapping tiles
 over that region, running the detector on the region and a second detector on each tile, mapping
 boxes and keypoints back to frame pixels, and merging the duplicates a face leaves in the region
-pass and in neighbouring tiles. Never: reads files, loads models or knows about tracking; the
+pass and in neighbouring tiles; one log line at the first frame of each size when `camera.roi`
+lies (partly) outside it (the config check cannot know the frame size). Never: reads files, loads models or knows about tracking; the
 detectors come in as objects with a `detect` method. Gallery photos and `identify` never come
 here: a region of interest belongs to a camera, not to a photo.
 
@@ -16,12 +17,15 @@ with the short-range model (a third of the full-range model's multiply-accumulat
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from edgeface.types import Box, Face, ImageBGR
+
+log = logging.getLogger(__name__)
 
 TileMode = Literal["off", "auto", "on"]
 
@@ -79,6 +83,26 @@ def resolve_roi(roi: Sequence[float] | None, width: int, height: int) -> Rect:
     x0, y0 = min(max(0, round(x)), width - 1), min(max(0, round(y)), height - 1)
     x1, y1 = min(width, max(x0 + 1, round(x + w))), min(height, max(y0 + 1, round(y + h)))
     return Rect(x0, y0, x1 - x0, y1 - y0)
+
+
+def roi_outside(roi: Sequence[float] | None, width: int, height: int) -> str | None:
+    """Why `roi` does not fit a `width`x`height` frame, or None when it lies inside it."""
+    if roi is None or max(roi) <= 1.0:
+        return None  # fractions of the frame lie inside it (the config check saw to x + w <= 1)
+    x, y, w, h = roi
+    shown = [round(v) for v in roi]
+    if x >= width or y >= height:
+        return (
+            f"camera.roi {shown} lies outside the {width}x{height} frame: no face can be found"
+            " (set it within the frame)"
+        )
+    if x + w > width or y + h > height:
+        inside = resolve_roi(roi, width, height)
+        return (
+            f"camera.roi {shown} lies partly outside the {width}x{height} frame: searching"
+            f" [{inside.x}, {inside.y}, {inside.w}, {inside.h}] only"
+        )
+    return None
 
 
 def _starts(length: int, tile: int) -> list[int]:
@@ -176,9 +200,15 @@ class FrameDetector:
         self, detector: Detector, tile_detector: Detector, settings: RegionSettings
     ) -> None:
         self.detector, self.tile_detector, self.settings = detector, tile_detector, settings
+        self._size_seen: tuple[int, int] | None = None  # the frame size the ROI was checked on
 
     def plan(self, width: int, height: int) -> tuple[Rect, list[Rect]]:
         """The region and the tiles a frame of this size is searched with."""
+        if (width, height) != self._size_seen:
+            self._size_seen = (width, height)
+            problem = roi_outside(self.settings.roi, width, height)
+            if problem:
+                log.warning("%s", problem)
         region = resolve_roi(self.settings.roi, width, height)
         if not wants_tiles(self.settings, region, self.detector.input_size):
             return region, []

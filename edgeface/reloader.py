@@ -2,7 +2,7 @@
 
 Owns: the reload thread (a request takes effect whether or not frames are flowing), rereading
 the config file, refusing a file that does not load (the running config stays, the reason in
-`last_error`), telling systemd (RELOADING ... READY), and handing the plan (`reload.plan_reload`:
+`last_error` until a reload succeeds), telling systemd (RELOADING ... READY), and handing the plan (`reload.plan_reload`:
 what is live, what waits for a restart) to `apply`. Never: decides what is live (`reload` does)
 or touches a camera, the gallery or the tracker itself (`apply` does).
 """
@@ -17,7 +17,6 @@ from typing import Any
 
 from edgeface.config import Config, load_config
 from edgeface.errors import EdgefaceError
-from edgeface.problems import Problems
 from edgeface.reload import ReloadPlan, plan_reload
 from edgeface.systemd import Notifier
 
@@ -33,10 +32,11 @@ class Reloader:
         config_path: Path | None,
         apply: Callable[[ReloadPlan | None], None],
         notifier: Notifier,
-        problems: Problems,
     ) -> None:
         self.cfg, self.config_path, self.apply = cfg, config_path, apply
-        self.notifier, self.problems = notifier, problems
+        self.notifier = notifier
+        # Why the last reload was refused; shown in `last_error` until a reload succeeds.
+        self.problem: str | None = None
         self._requested = threading.Event()
 
     def request(self) -> None:
@@ -53,21 +53,27 @@ class Reloader:
                 self.reload()
 
     def reload(self) -> None:
-        """Apply the file as it is now; without a file (an in-process daemon), `apply(None)`
-        refreshes the gallery only."""
+        """Apply the file as it is now; `apply(None)` (a file that does not load, or an
+        in-process daemon without one) only refreshes the gallery."""
         self._requested.clear()
         with self.notifier.reload("reloading configuration and gallery"):
-            if self.config_path is None:
-                self.apply(None)
-                return
-            try:
-                loaded = load_config(self.config_path)
-            except EdgefaceError as exc:
-                self.problems.report(f"reload refused, keeping the running config: {exc}")
-                loaded = self.cfg
-            plan = plan_reload(self.cfg, loaded)
-            if plan.restart:
-                log.warning("reload: %s changed; takes effect on restart", ", ".join(plan.restart))
-            self.cfg = plan.config
+            plan = self._plan() if self.config_path is not None else None
+            if plan is not None:
+                self.cfg = plan.config
             self.apply(plan)
-            log.info("reload: applied %s", ", ".join(plan.live) or "no changed setting")
+            if plan is not None:
+                log.info("reload: applied %s", plan.applied() or "no changed setting")
+
+    def _plan(self) -> ReloadPlan | None:
+        assert self.config_path is not None
+        try:
+            loaded = load_config(self.config_path)
+        except EdgefaceError as exc:
+            self.problem = f"reload refused, keeping the running config: {exc}"
+            log.error("%s", self.problem)
+            return None
+        self.problem = None
+        plan = plan_reload(self.cfg, loaded)
+        if plan.restart:
+            log.warning("reload: %s", plan.postponed())
+        return plan

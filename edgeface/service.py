@@ -24,6 +24,7 @@ from edgeface import __version__
 from edgeface.analyzer import FaceAnalyzer
 from edgeface.commands import CommandWorker
 from edgeface.config import Config, read_password
+from edgeface.files import make_private_dir
 from edgeface.gallery.live import LiveGallery
 from edgeface.heartbeat import Heartbeat
 from edgeface.logsetup import add_secret
@@ -32,7 +33,7 @@ from edgeface.pipeline.tracker import TrackerSettings
 from edgeface.presence import Presence
 from edgeface.problems import Problems
 from edgeface.publish.announce import DiscoveryAnnouncer
-from edgeface.publish.mqtt import MqttPublisher
+from edgeface.publish.offline import publisher_for
 from edgeface.reload import ReloadPlan
 from edgeface.reloader import Reloader
 from edgeface.sinks import EventPublisher, Fanout, PresenceSink, Sink, Snapshots, UnknownVisitors
@@ -74,7 +75,7 @@ class Daemon:
         self.stall_timeout, self.shutdown_flush = stall_timeout, shutdown_flush
         self.problems = Problems()
         self.stats = RollingStats()  # every camera's frames and events
-        self.reloader = Reloader(cfg, config_path, self._apply, self.notifier, self.problems)
+        self.reloader = Reloader(cfg, config_path, self._apply, self.notifier)
         self.metrics: Any = None
         self.unknowns: UnknownStore | None = None
 
@@ -82,15 +83,16 @@ class Daemon:
         self._install_signals()  # first: a SIGTERM or SIGHUP during start-up must not kill us
         cfg = self.cfg
         log.info("edgeface %s starting", __version__)
-        add_secret(read_password(cfg.mqtt))
+        on = cfg.mqtt.enabled  # off: no password or certificate is even read
+        add_secret(read_password(cfg.mqtt) if on else None)
         self._prepare_state_dir()
         self.notifier.status("loading models")
         self.analyzer = FaceAnalyzer.from_config(cfg)
-        self.publisher = MqttPublisher(cfg.mqtt, cfg.device.id, cfg.state_path)
+        self.publisher = publisher_for(cfg)
         names = [camera.name for camera in cfg.all_cameras]
         # Before a person's first sighting, presence names the camera only when there is one.
-        default_camera = names[0] if len(names) == 1 else None
-        self.presence = Presence(self.publisher, default_camera, cfg.mqtt.presence_timeout)
+        only = names[0] if len(names) == 1 else None
+        self.presence = Presence(self.publisher, only, cfg.mqtt.presence_timeout)
         self.announcer = DiscoveryAnnouncer(self.publisher, cfg, names)
         self.gallery = LiveGallery(cfg, self.analyzer, self.problems, self._enrolled)
         self.events = EventPublisher(self.publisher, self.problems)
@@ -112,6 +114,7 @@ class Daemon:
             self.gallery,
             self.events,
             self.problems,
+            self.reloader,
         )
         actions = {"snapshot": self.snapshots.command, "status": self.report.command}
         self.commands = CommandWorker(
@@ -154,15 +157,12 @@ class Daemon:
         return 0
 
     def _prepare_state_dir(self) -> None:
-        state = self.cfg.state_path
         try:
-            state.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if state.stat().st_mode & 0o777 != 0o700:
-                state.chmod(0o700)
+            make_private_dir(self.cfg.state_path)
         except OSError as exc:
             # A read-only or full disk must not stop recognition: the outbox and the cache
             # report their own problems and the daemon publishes live.
-            self.problems.report(f"state_dir {state}: {exc.strerror or exc}")
+            self.problems.report(f"state_dir {self.cfg.state_path}: {exc.strerror or exc}")
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -206,9 +206,10 @@ class Daemon:
             loop.engine.tracker.settings = settings
         self.gallery.reconfigure(self.cfg, plan is not None and plan.section_changed("gallery"))
 
-    def _enrolled(self, people: list[str]) -> None:
+    def _enrolled(self, people: list[str], complete: bool) -> None:
+        # Discovery first: a removed person's entity goes before its presence topic is emptied.
+        self.announcer.people(people, complete)
         self.presence.enrolled(people)
-        self.announcer.people(people)
 
     def status(self) -> dict[str, Any]:
         return self.report.report()

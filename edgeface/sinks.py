@@ -30,6 +30,7 @@ from edgeface.pipeline.engine import FrameResult
 from edgeface.presence import Presence
 from edgeface.problems import Problems
 from edgeface.publish.mqtt import MqttPublisher, slugify
+from edgeface.publish.offline import MqttOff
 from edgeface.types import Embedding, Frame, ImageBGR
 from edgeface.unknowns import UnknownStore, enrollment_crop
 
@@ -59,7 +60,7 @@ class EventPublisher:
     """Events to MQTT; notes whether they were stored durably (False: sent live, or, offline,
     lost) and says so in the status."""
 
-    def __init__(self, publisher: MqttPublisher, problems: Problems) -> None:
+    def __init__(self, publisher: MqttPublisher | MqttOff, problems: Problems) -> None:
         self.publisher, self.problems = publisher, problems
         self._lock = threading.Lock()
         self.outbox_problem: str | None = None
@@ -108,6 +109,7 @@ class EventPublisher:
             "outbox_ok": self.outbox_problem is None,
             "events_live": self.events_live,
             "events_lost": self.events_lost,
+            "mqtt_enabled": not isinstance(pub, MqttOff),
             "mqtt_connected": pub.connected,
         }
 
@@ -160,7 +162,9 @@ class Snapshots:
     """JPEG snapshots: a decided event's best face crop when `enabled`, and on request each
     camera's latest frame."""
 
-    def __init__(self, publisher: MqttPublisher, enabled: bool, cameras: Sequence[str]) -> None:
+    def __init__(
+        self, publisher: MqttPublisher | MqttOff, enabled: bool, cameras: Sequence[str]
+    ) -> None:
         self.publisher, self.enabled, self.cameras = publisher, enabled, list(cameras)
         self._latest: dict[str, Frame] = {}
 

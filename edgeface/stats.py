@@ -1,7 +1,9 @@
 """Rolling per-frame figures for the daemon's status: frame and face rates, per-stage latency.
 
 Owns: the last `STATS_WINDOW` frames' completion times, face counts and stage latencies, and the
-frame and event totals. One instance per camera (its own fps) and one for the whole daemon, fed
+frame and event totals. Each stage's latency is over the frames that ran it: detection runs on
+every frame, embedding and matching only on frames with a face to embed (most frames embed
+nothing, and a median over them all would read 0). One instance per camera (its own fps) and one for the whole daemon, fed
 the same results as every other sink. Never: publishes anything; the clock comes in as a
 parameter.
 """
@@ -44,8 +46,12 @@ class RollingStats:
             self.frames += 1
             self.frame_times.append(self.clock())
             self.faces.append(result.faces)
-            for name in self.stage:
-                self.stage[name].append(getattr(result.times, name))
+            times = result.times
+            self.stage["detect"].append(times.detect)
+            if result.embedded:
+                self.stage["embed"].append(times.embed)
+                self.stage["match"].append(times.match)
+            self.stage["total"].append(times.total)
 
     def rates(self) -> tuple[float, float]:
         """Frames and faces per second over the window."""

@@ -2,7 +2,8 @@
 
 Owns: the report's shape, assembled from each part's own `status()`: the figures of all frames
 (`stats`), each camera (`cameras`), the gallery, event delivery; and `last_error`, with the
-problems that are current now (outbox, MQTT connection) before the last one reported.
+problems that are current now (outbox, MQTT connection, a refused reload) before the last one
+reported.
 Never: measures anything itself or publishes (the heartbeat does).
 """
 
@@ -16,6 +17,8 @@ from edgeface import __version__
 from edgeface.gallery.live import LiveGallery
 from edgeface.pipeline.cameras import Cameras
 from edgeface.problems import Problems
+from edgeface.publish.offline import MqttOff
+from edgeface.reloader import Reloader
 from edgeface.sinks import EventPublisher
 from edgeface.stats import RollingStats
 
@@ -32,10 +35,12 @@ class StatusReport:
         gallery: LiveGallery,
         events: EventPublisher,
         problems: Problems,
+        reloader: Reloader,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.device, self.models, self.stats, self.cameras = device, models, stats, cameras
         self.gallery, self.events, self.problems, self.clock = gallery, events, problems, clock
+        self.reloader = reloader
         self.started_at = clock()
 
     def report(self) -> dict[str, Any]:
@@ -49,7 +54,9 @@ class StatusReport:
             "models": self.models,
             **self.events.status(),
             "last_error": self.problems.line(
-                self.events.outbox_problem, self.events.publisher.last_error
+                self.events.outbox_problem,
+                self.events.publisher.last_error,
+                self.reloader.problem,
             ),
         }
 
@@ -61,4 +68,6 @@ class StatusReport:
         """One line for `systemctl status`."""
         fps, _ = self.stats.rates()
         people = len(self.gallery.people)
-        return f"{fps:.1f} fps, {people} people, outbox {self.events.publisher.outbox_depth}"
+        publisher = self.events.publisher
+        mqtt = "mqtt off" if isinstance(publisher, MqttOff) else f"outbox {publisher.outbox_depth}"
+        return f"{fps:.1f} fps, {people} people, {mqtt}"

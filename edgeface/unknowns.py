@@ -3,8 +3,10 @@
 Owns: `STATE/unknowns/`, holding for each unknown track its best face crop (the one with the
 highest vote weight) as `<key>.jpg` and its embedding and times as `<key>.json` (files 0600, the
 folder 0700: these are photos of people who did not consent to being enrolled); expiring them
-after `retention_seconds`; grouping them into clusters of one visitor each; and moving a
-cluster into `GALLERY/<name>/` so the gallery watcher enrolls that person.
+after `retention_seconds`; grouping them into clusters of one visitor each; moving a
+cluster into `GALLERY/<name>/` so the gallery watcher enrolls that person; and, when the name is
+someone already enrolled, scoring the cluster against their photos (`merge_check`) so that a
+stranger is never merged into them without `--merge`.
 
 Clusters are computed when asked for, from the files alone (greedy, oldest crop first: a crop
 joins the cluster whose mean embedding is most similar if that similarity reaches
@@ -29,7 +31,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +41,9 @@ import numpy.typing as npt
 
 from edgeface.config import Config, load_config
 from edgeface.errors import EdgefaceError
-from edgeface.gallery.tools import PERSON_DIR_MODE, PHOTO_MODE, check_person_name
+from edgeface.gallery.matcher import Thresholds
+from edgeface.gallery.store import Template
+from edgeface.gallery.tools import PERSON_DIR_MODE, PHOTO_MODE, check_person_name, enroll_folder
 from edgeface.types import Box, Embedding, ImageBGR
 
 log = logging.getLogger(__name__)
@@ -222,24 +226,28 @@ class UnknownStore:
         clusters = [Cluster(cluster_id(g[0].key), tuple(g)) for g in groups]
         return sorted(clusters, key=lambda c: (-len(c.crops), -c.last_seen))
 
-    def name_cluster(self, cluster: str, name: str, gallery_dir: Path) -> list[Path]:
-        """Move the cluster's crops into GALLERY/<name>/ and return their new paths.
-
-        A new person's folder appears complete with one rename (the watcher never sees half of
-        it); for an existing person each photo arrives with its own rename.
-        """
-        person = check_person_name(name)
-        gallery_dir = Path(gallery_dir)
-        if not gallery_dir.is_dir():
-            raise EdgefaceError(f"gallery {gallery_dir}: no such folder")
+    def cluster(self, cluster: str) -> Cluster:
+        """The cluster with this id, or a one-line error saying it may have expired."""
         found = [c for c in self.clusters() if c.id == cluster]
         if not found:
             raise EdgefaceError(
                 f"unknown cluster {cluster!r}: not found (it may have expired;"
                 " run `edgeface unknown list`)"
             )
-        crops = found[0].crops
-        target = gallery_dir / person
+        return found[0]
+
+    def name_cluster(self, cluster: str, name: str, gallery_dir: Path) -> list[Path]:
+        """Move the cluster's crops into GALLERY/<name>/ and return their new paths.
+
+        A new person's folder appears complete with one rename (the watcher never sees half of
+        it); for an existing person each photo arrives with its own rename. Whether the crops
+        belong to an existing person is the caller's question (`merge_check`).
+        """
+        gallery_dir = Path(gallery_dir)
+        if not gallery_dir.is_dir():
+            raise EdgefaceError(f"gallery {gallery_dir}: no such folder")
+        target = enroll_folder(gallery_dir, name)  # the existing folder, whatever its spelling
+        crops = self.cluster(cluster).crops
         # A dotted name in the gallery itself: ignored by the scanner, and on the same file
         # system as the target, so the final rename is atomic.
         staging = gallery_dir / f".edgeface-unknown-{cluster}-{os.getpid()}.tmp"
@@ -357,6 +365,74 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.0f}d"
 
 
+@dataclass(frozen=True)
+class MergeCheck:
+    """How a cluster's crops score against the enrolled photos of an existing person."""
+
+    person: str
+    scores: tuple[float, ...]  # per crop with a face: its best similarity to one of their photos
+    thresholds: Thresholds
+
+    @property
+    def median(self) -> float | None:
+        return float(np.median(self.scores)) if self.scores else None
+
+    @property
+    def matches(self) -> bool:
+        """The typical crop is recognised as this person (at or above the match threshold)."""
+        return self.median is not None and self.median >= self.thresholds.match
+
+    def describe(self) -> str:
+        t = self.thresholds
+        limits = f"match threshold {t.match:.2f}, unknown below {t.unknown:.2f}"
+        if not self.scores:
+            return f"no face found again in the crops to compare with {self.person} ({limits})"
+        low, high = min(self.scores), max(self.scores)
+        spread = f"{low:.2f}" if len(self.scores) == 1 else f"{low:.2f}-{high:.2f}"
+        verdict = (
+            "matches"
+            if self.matches
+            else "does not match"
+            if self.median is not None and self.median >= t.unknown
+            else "is a stranger to"
+        )
+        return (
+            f"{len(self.scores)} crop(s) score {spread} (median {self.median:.2f}) against"
+            f" {self.person}'s photos: the group {verdict} {self.person} ({limits})"
+        )
+
+
+def merge_check(
+    cluster: Cluster,
+    person: str,
+    templates: Sequence[Template],
+    thresholds: Thresholds,
+    embed: Callable[[Path], Embedding | None],
+) -> MergeCheck:
+    """Score each crop (embedded again by `embed`, as the gallery will) against `person`'s
+    enrolled photos (not negatives)."""
+    theirs = [t.embedding for t in templates if t.person == person and not t.negative]
+    scores: list[float] = []
+    if theirs:
+        matrix = np.stack(theirs).astype(np.float32)
+        for crop in cluster.crops:
+            embedding = embed(crop.path)
+            if embedding is not None:
+                scores.append(float(np.max(matrix @ np.asarray(embedding, np.float32))))
+    return MergeCheck(person, tuple(scores), thresholds)
+
+
+def refuse_unconfirmed_merge(check: MergeCheck, cluster: str, confirmed: bool) -> None:
+    """Naming a group after someone it does not match needs `--merge`: a stranger's photos in
+    a person's folder make the daemon name the stranger as that person."""
+    if check.matches or confirmed:
+        return
+    raise EdgefaceError(
+        f"{cluster}: {check.describe()}; nothing moved. Choose another name, or add --merge"
+        f" to add these photos to {check.person} anyway"
+    )
+
+
 def _store_from_args(args: argparse.Namespace) -> tuple[UnknownStore, Path]:
     """The store and gallery of `--config` (state_dir, gallery.path, match threshold)."""
     cfg = load_config(Path(args.config)) if getattr(args, "config", None) else Config()
@@ -382,10 +458,19 @@ def cmd_unknown_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_unknown_name(args: argparse.Namespace) -> int:
+def cmd_unknown_name(
+    args: argparse.Namespace,
+    existing: Callable[[Cluster, str, Path], MergeCheck],
+) -> int:
+    """Name a cluster; `existing` scores it when the name is a person already enrolled."""
     store, gallery = _store_from_args(args)
+    person = check_person_name(args.name)
+    cluster = store.cluster(args.cluster)
+    folder = enroll_folder(gallery, args.name) if gallery.is_dir() else None
+    if folder is not None and folder.is_dir():
+        check = existing(cluster, person, gallery)
+        refuse_unconfirmed_merge(check, args.cluster, args.merge)
+        print(f"{args.cluster}: {check.describe()}")
     moved = store.name_cluster(args.cluster, args.name, gallery)
-    print(
-        f"{args.cluster}: {len(moved)} photo(s) moved to {gallery / check_person_name(args.name)}"
-    )
+    print(f"{args.cluster}: {len(moved)} photo(s) moved to {enroll_folder(gallery, args.name)}")
     return 0

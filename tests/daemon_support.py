@@ -107,6 +107,22 @@ def write_config(tmp: Path, source: str | Path, gallery: Path, port: int, **extr
     return path
 
 
+def edgeface(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """The `edgeface` command with `args`, output captured (`env`: the whole environment).
+
+    The deadline allows a model load on a busy machine; a FIFO opened by mistake would block
+    forever without it."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgeface", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
 def run_daemon(
     config: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -38,7 +38,7 @@ class LiveGallery:
         cfg: Config,
         analyzer: FaceAnalyzer,
         problems: Problems,
-        on_people: Callable[[list[str]], None],
+        on_people: Callable[[list[str], bool], None],
     ) -> None:
         self.cfg, self.analyzer, self.problems, self.on_people = cfg, analyzer, problems, on_people
         self._matcher = Matcher.empty(self._thresholds())
@@ -97,13 +97,13 @@ class LiveGallery:
             self._matcher = update.matcher.with_thresholds(self._thresholds())
             self._update = update
         log.info(
-            "gallery %s: %d people, %d usable photos, %d problems",
+            "gallery %s: %d people, %d usable photos, %d problem(s)",
             update.version[:12],
             len(update.report.people),
             update.report.usable_templates,
             len(update.report.problems),
         )
-        self.on_people(list(self._matcher.person_names))
+        self.on_people(list(self._matcher.person_names), update.indexing.finished)
 
     def reconfigure(self, cfg: Config, reopen: bool) -> None:
         """New settings from a reload: thresholds at once; `reopen` for changed gallery settings

@@ -35,6 +35,8 @@ from edgeface.images import load_image
 
 PHOTO_MODE = 0o640
 PERSON_DIR_MODE = 0o750
+# The longest file name (in bytes) Linux file systems accept (NAME_MAX): the name is a folder.
+MAX_NAME_BYTES = 255
 
 
 class EnrollResult(NamedTuple):
@@ -59,6 +61,11 @@ def check_person_name(name: str) -> str:
         raise EdgefaceError("person name: must not be empty")
     if "/" in cleaned or "\0" in cleaned or (os.sep != "/" and os.sep in cleaned):
         raise EdgefaceError(f"person name {name!r}: must not contain '/'")
+    if len(cleaned.encode("utf-8")) > MAX_NAME_BYTES:
+        raise EdgefaceError(
+            f"person name {cleaned[:40]!r}...: {len(cleaned.encode('utf-8'))} bytes long,"
+            f" at most {MAX_NAME_BYTES} (it becomes a folder name)"
+        )
     if cleaned in (".", "..") or is_temporary_name(cleaned):
         raise EdgefaceError(
             f"person name {name!r}: must not start with '.' or '~' or end with .tmp/.part"

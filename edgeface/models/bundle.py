@@ -17,6 +17,7 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import tarfile
 import tempfile
@@ -34,6 +35,7 @@ from edgeface.align import align_face
 from edgeface.detect import BlazeFaceDetector
 from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
+from edgeface.files import require_regular_file
 from edgeface.models import (
     Manifest,
     ModelSpec,
@@ -60,6 +62,7 @@ GOLDEN_COSINE = {"none": 0.999, "float16": 0.999, "dynamic": 0.99, "int8": 0.98}
 # Detectors: the golden face's box must be found again this closely.
 GOLDEN_BOX_IOU = 0.9
 IMPORT_RECORD = "bundle.json"  # written into the cache: which bundle is installed
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,8 @@ def _model_names(value: Any, manifest: Manifest) -> list[str]:
 def export_bundle(out: Path, names: list[str] | None = None, cache_dir: Path | None = None) -> str:
     """Write the bundle; returns its sha256 (print it, pin it with `import --sha256`)."""
     cache = cache_dir or default_cache_dir()
+    if out.is_dir():
+        raise EdgefaceError(f"models export: {out} is a folder; give the bundle's file name")
     manifest = load_manifest()
     specs = [manifest.get(n) for n in (names or default_export_models(manifest))]
     for spec in specs:
@@ -209,13 +214,19 @@ def export_bundle(out: Path, names: list[str] | None = None, cache_dir: Path | N
     }
     members[INFO] = json.dumps(info, indent=1).encode()
     sums = "".join(f"{_digest(data)}  {name}\n" for name, data in sorted(members.items()))
-    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    with tarfile.open(partial, "w") as tar:
-        _add(tar, SUMS, sums.encode())
-        for name, data in sorted(members.items()):
-            _add(tar, name, data)
-    partial.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(partial, "w") as tar:
+            _add(tar, SUMS, sums.encode())
+            for name, data in sorted(members.items()):
+                _add(tar, name, data)
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)  # never leave a half bundle (100+ MB) behind
+        raise EdgefaceError(
+            f"models export: {out} cannot be written ({exc.strerror or exc})"
+        ) from None
     return sha256_file(out)
 
 
@@ -245,8 +256,13 @@ def _unpack(bundle: Path, into: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 with source, target.open("wb") as sink:
                     shutil.copyfileobj(source, sink)
-    except (OSError, tarfile.TarError) as exc:
-        raise EdgefaceError(f"bundle {bundle}: cannot be read ({exc})") from None
+    except tarfile.TarError:
+        # tarfile's own message lists every compression it tried, one line each.
+        raise EdgefaceError(
+            f"bundle {bundle}: not a tar archive (expected a file `edgeface models export` wrote)"
+        ) from None
+    except OSError as exc:
+        raise EdgefaceError(f"bundle {bundle}: cannot be read ({exc.strerror or exc})") from None
     sums_file = into / SUMS
     if not sums_file.is_file():
         raise EdgefaceError(f"bundle {bundle}: no {SUMS} (not an edgeface model bundle)")
@@ -269,10 +285,20 @@ def import_bundle(
 ) -> list[ImportedModel]:
     """Verify the bundle completely, then install its models; nothing is installed on refusal."""
     cache = cache_dir or default_cache_dir()
-    if not bundle.is_file():
-        raise EdgefaceError(f"bundle {bundle}: not found")
-    if expect_sha256 and sha256_file(bundle) != expect_sha256.lower():
-        raise EdgefaceError(f"bundle {bundle}: sha256 is not the expected {expect_sha256}")
+    if expect_sha256 is not None and not _SHA256_HEX.fullmatch(expect_sha256):
+        raise EdgefaceError(
+            f"--sha256 {expect_sha256!r}: expected 64 hexadecimal digits"
+            " (as `edgeface models export` printed it)"
+        )
+    size = require_regular_file(bundle, "a bundle file").st_size
+    if size == 0:
+        raise EdgefaceError(f"bundle {bundle}: the file is empty (copied before it was complete?)")
+    if expect_sha256 is not None:
+        digest = sha256_file(bundle)
+        if digest != expect_sha256.lower():
+            raise EdgefaceError(
+                f"bundle {bundle}: sha256 is {digest}, not the expected {expect_sha256.lower()}"
+            )
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(cache, 0o700)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".import-") as tmp:
@@ -298,6 +324,11 @@ def import_bundle(
                 raise EdgefaceError(
                     f"bundle {bundle}: {name} was built by another edgeface recipe"
                     f" ({entry['dir']}, this version expects {expected_dir}); export it again"
+                )
+            if not model_file(spec, staging / "models").is_file():
+                raise EdgefaceError(
+                    f"bundle {bundle}: {name} is listed in {INFO} but its model file is not in"
+                    " the bundle; export it again on the build host"
                 )
             try:
                 actual = _golden(spec, staging / "models", scene, crop)

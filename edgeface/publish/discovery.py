@@ -18,16 +18,20 @@ the device id, the entity kind and the camera/person slug, so it survives restar
 of the friendly device name. Device triggers carry the device block only (HA gives them no
 unique_id or availability); HA refers to them by device, type and subtype.
 
-Never: connects to a broker or keeps state; the daemon publishes what these pure functions return
-(retained) and republishes it on reconnect like its other retained state.
+Never: connects to a broker; the daemon publishes what these functions return (retained) and
+republishes it on reconnect like its other retained state. The only state kept is who was
+published (`PublishedPeople`), so that people removed while the daemon was stopped are cleared.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from edgeface import __version__
@@ -38,6 +42,7 @@ DEFAULT_HA_PREFIX = "homeassistant"
 _HA_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 Message = tuple[str, bytes]
+log = logging.getLogger(__name__)
 
 
 def ha_id(text: str) -> str:
@@ -103,6 +108,10 @@ def camera_object_id(camera: str) -> str:
 
 def presence_object_id(person: str) -> str:
     return f"presence_{slugify(person)}"
+
+
+def presence_topic(topic_prefix: str, device_id: str, person: str) -> str:
+    return f"{_base(topic_prefix, device_id)}/presence/{slugify(person)}"
 
 
 def recognized_trigger_object_id(person: str) -> str:
@@ -208,15 +217,18 @@ def presence_config(
     The daemon clears the retained presence with an empty payload; `value_json is defined`
     turns that (not JSON) into `OFF` instead of a template error.
     """
-    slug = slugify(person)
+    topic = presence_topic(topic_prefix, device_id, person)
     object_id = presence_object_id(person)
     config = _common(device_id, device_name, topic_prefix, object_id, person)
     config.update(
-        state_topic=f"{_base(topic_prefix, device_id)}/presence/{slug}",
+        state_topic=topic,
         value_template=("{{ 'ON' if value_json is defined and value_json.present else 'OFF' }}"),
         payload_on="ON",
         payload_off="OFF",
-        json_attributes_topic=f"{_base(topic_prefix, device_id)}/presence/{slug}",
+        json_attributes_topic=topic,
+        # The daemon removes this entity before it empties the topic, but HA may read both
+        # messages before it has unsubscribed the entity: no attributes then, not a warning.
+        json_attributes_template="{{ value if value else '{}' }}",
         device_class="presence",
         expire_after=expire_after,
     )
@@ -327,3 +339,78 @@ def removals(
             ("device_automation", recognized_trigger_object_id),
         )
     ]
+
+
+class PublishedPeople:
+    """The people this device holds per-person retained topics for (`presence/<slug>` and their
+    discovery configs), remembered in STATE/published-people.json (0600) across restarts.
+
+    Owns: the removal messages for everyone published before and not enrolled now, including
+    people removed from the gallery while the daemon was stopped (otherwise their retained
+    topics stay on the broker and Home Assistant keeps a ghost entity). Discovery configs come
+    first, then the presence topic: HA deletes the entity before its state topic is emptied.
+    Never: publishes anything or reads the broker; a state file it cannot read or write costs
+    only the clean-up of the next start (logged once).
+    """
+
+    FILE_NAME = "published-people.json"
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / self.FILE_NAME
+        self._people: set[str] | None = None  # read at the first update (state_dir may be new)
+        self._warned = False
+
+    def update(
+        self,
+        people: Iterable[str],
+        device_id: str,
+        topic_prefix: str,
+        ha_prefix: str,
+        complete: bool = True,
+    ) -> list[Message]:
+        """Removals for who left since the last update (or the last run); remembers `people`.
+
+        An incomplete gallery (photos not indexed yet at start) removes no one: its missing
+        people may only be waiting for their turn.
+        """
+        if not complete:
+            return []
+        now = set(people)
+        before = self._read() if self._people is None else self._people
+        messages = removals(device_id, before, now, ha_prefix)
+        messages += [
+            (presence_topic(topic_prefix, device_id, p), b"") for p in sorted(before - now)
+        ]
+        if now != before or self._people is None:
+            self._write(now)
+        self._people = now
+        return messages
+
+    def _read(self) -> set[str]:
+        try:
+            people = json.loads(self.path.read_text(encoding="utf-8"))["people"]
+            return {str(p) for p in people}
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._warn(f"cannot be read ({exc})")
+            return set()
+
+    def _write(self, people: set[str]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump({"people": sorted(people)}, out, ensure_ascii=False)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            self._warn(f"cannot be written ({exc.strerror or exc})")
+
+    def _warn(self, problem: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "%s %s: people removed while the daemon is stopped keep their retained MQTT topics",
+                self.path,
+                problem,
+            )

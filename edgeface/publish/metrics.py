@@ -114,6 +114,11 @@ class _StatusCollector:
             ),
             ("edgeface_outbox_depth", "Events waiting in the outbox", status.get("outbox_depth")),
             (
+                "edgeface_mqtt_enabled",
+                "0 when mqtt.enabled is false (nothing is sent)",
+                int(status.get("mqtt_enabled", True)),
+            ),
+            (
                 "edgeface_mqtt_connected",
                 "1 while connected to the broker",
                 int(bool(status.get("mqtt_connected"))),

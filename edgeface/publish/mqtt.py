@@ -5,7 +5,8 @@ Owns: one paho-mqtt (v2 callback API) client and the topics under `<topic_prefix
 - `availability`        retained `online` on every (re)connect; LWT and clean stop: retained `offline`
 - `events`              event JSON (Event.to_json), durable through the outbox, strictly in order
 - `presence/<slug>`     retained JSON per person (cleared with an empty retained message)
-- `status`              retained JSON; its `mqtt_connected` is set here when it is sent
+- `status`              retained JSON; its `mqtt_connected` is set here when it is sent (false in
+                        the last one, sent by a clean stop just before `offline`)
 - `snapshot/<event id>` JPEG bytes, best effort
 - `cmd/<name>`          subscribed; the bytes go to the command sink (`edgeface.commands` checks and
                         runs them), whose reply bytes go out on `cmd/result`; retained messages are
@@ -107,6 +108,14 @@ class RetainedState:
                 self._retained[self._status_topic] = self._status_bytes(True)
             for topic, payload in self._retained.items():
                 self._client.publish(topic, payload, qos=0, retain=True)
+
+    def last_status(self) -> None:
+        """At a clean stop, while still connected: the status as no longer connected."""
+        with self._lock:
+            if self._status is not None:
+                body = self._status_bytes(False)
+                self._retained[self._status_topic] = body
+                self._client.publish(self._status_topic, body, qos=0, retain=True)
 
     def _status_bytes(self, connected: bool) -> bytes:
         return json.dumps({**(self._status or {}), "mqtt_connected": connected}).encode("utf-8")
@@ -259,6 +268,7 @@ class MqttPublisher:
                 self._sender.wait_drained(deadline)
             self._stopping = True
             if self.connected:
+                self._state.last_status()
                 info = self._client.publish(self.topic_availability, b"offline", qos=1, retain=True)
                 with contextlib.suppress(ValueError, RuntimeError):
                     info.wait_for_publish(timeout=max(0.5, min(2.0, deadline - time.monotonic())))

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -38,6 +39,13 @@ DEVICE_PYTHON = (
     "from edgeface.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
+
+
+def run_on_host(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The CLI where TensorFlow and scikit-image are importable (a build host)."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgeface", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_on_device(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -188,4 +196,100 @@ def test_a_pinned_bundle_sha256_is_enforced(bundle: Path, tmp_path: Path) -> Non
         "models", "import", str(bundle), "--cache-dir", str(tmp_path / "c"), "--sha256", "0" * 64
     )
     assert result.returncode == 2  # a refused input, as every CLI user error
-    assert "sha256 is not the expected" in result.stderr
+    assert f"not the expected {'0' * 64}" in result.stderr
+
+
+def one_line_refusal(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeface: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_export_into_an_existing_folder_is_refused_before_writing(tmp_path: Path) -> None:
+    for name in MODELS:
+        if not model_file(load_manifest().get(name)).is_file():
+            pytest.skip(f"{name} not built (edgeface models build)")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    result = run_on_host("models", "export", str(folder))
+    one_line_refusal(result, f"{folder} is a folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no .partial left beside it"
+    assert not list(folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [(b"", "the file is empty"), (b"# not a tar\n" * 100, "not a tar archive")],
+)
+def test_import_of_an_empty_or_non_tar_file_is_one_line(
+    tmp_path: Path, content: bytes, fragment: str
+) -> None:
+    bad = tmp_path / "models.tar"
+    bad.write_bytes(content)
+    result = run_on_device("models", "import", str(bad), "--cache-dir", str(tmp_path / "c"))
+    one_line_refusal(result, str(bad), fragment)
+
+
+def test_sha256_must_be_hex_and_a_mismatch_shows_the_actual_digest(
+    bundle: Path, tmp_path: Path
+) -> None:
+    cache = str(tmp_path / "c")
+    result = run_on_device("models", "import", str(bundle), "--cache-dir", cache, "--sha256", "xyz")
+    one_line_refusal(result, "--sha256 'xyz'", "64 hexadecimal digits")
+    actual = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    result = run_on_device(
+        "models", "import", str(bundle), "--cache-dir", cache, "--sha256", "A" * 64
+    )
+    one_line_refusal(result, f"sha256 is {actual}", "a" * 64)
+
+
+def test_a_bundle_missing_a_model_file_names_the_model_not_a_temp_path(
+    bundle: Path, tmp_path: Path
+) -> None:
+    name = member_name(bundle, "blazeface-short")
+    with tarfile.open(bundle) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    kept = {n: d for n, d in members.items() if n != name and n != SUMS}
+    short = tmp_path / "short.tar"
+    with tarfile.open(short, "w") as tar:
+        for member, data in kept.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    rewrite(short, short, {}, resum=True)
+    cache = tmp_path / "cache"
+    result = run_on_device("models", "import", str(short), "--cache-dir", str(cache))
+    line = one_line_refusal(result, "blazeface-short", "its model file is not in the bundle")
+    assert ".import-" not in line and "models build" not in line
+    assert not [p for p in cache.iterdir()], "nothing installed"
+
+
+def test_models_verify_with_tensorflow_passes_an_imported_bundle(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """A build host verifying a cache filled by `models import`: the models the bundle does not
+    hold are listed as not built, not FAILED."""
+    pytest.importorskip("tensorflow", reason="the agreement check needs the [build] extra")
+    cache = tmp_path / "cache"
+    assert run_on_device("models", "import", str(bundle), "--cache-dir", str(cache)).returncode == 0
+    # The float references come from the sources a build host keeps beside its models.
+    (cache / "sources").symlink_to(default_cache_dir() / "sources")
+    result = run_on_host("models", "verify", "--cache-dir", str(cache), timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAILED" not in result.stderr
+    assert "facenet-int8" in result.stdout and "not built" in result.stdout
+
+
+def test_models_list_columns_line_up(tmp_path: Path) -> None:
+    result = run_on_host("models", "list", "--cache-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    # With an empty cache every row ends "not built": kind, quantization and state each start
+    # at the same column on every row.
+    starts = {
+        tuple(m.start() for m in re.finditer(r"\S+", line))[1:4]
+        for line in result.stdout.splitlines()
+    }
+    assert len(starts) == 1, result.stdout

@@ -159,3 +159,43 @@ def test_identify_reports_bad_images_and_goes_on(tmp_path):
     assert result.returncode == 2
     assert "bad.jpg: not a readable image" in result.stderr
     assert "good.jpg: a face, not compared: no one is enrolled" in result.stdout
+
+
+def test_eval_lists_each_wrong_name_with_its_photo_score_and_runner_up(tmp_path, lfw_faces):
+    """Strangers named at a threshold that accepts everyone: each appears in --json, and the
+    text report shows the first ten and how many more."""
+    faces = packaged_faces()
+    rows = ["path,identity"]
+    for n, image in enumerate(enrollment_photos(faces.person_photo)):
+        cv2.imwrite(str(tmp_path / f"eileen{n}.jpg"), image)
+        rows.append(f"eileen{n}.jpg,eileen")
+    for n, face in enumerate(lfw_faces[:20]):
+        canvas = np.full((400, 400, 3), 110, np.uint8)  # the LFW crops are tight
+        canvas[120:280, 120:280] = face
+        cv2.imwrite(str(tmp_path / f"s{n:02d}.png"), canvas)
+        rows.append(f"s{n:02d}.png,unknown")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("recognition: {match_threshold: -1.0, unknown_threshold: -1.0}\n")
+    out = tmp_path / "eval.json"
+    result = edgeface(
+        "eval", "--labels", str(labels), "--root", str(tmp_path), "--config", str(config),
+        "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ((model, report),) = json.loads(out.read_text())["models"].items()
+    ident = report["identification"]
+    errors = ident["errors"]
+    assert len(errors) == ident["misidentified"] + ident["strangers_accepted"]
+    assert len(errors) > 10, ident  # every stranger with a face is named at -1
+    for error in errors:
+        assert error["kind"] == "stranger_accepted" and error["identity"] == "unknown"
+        assert error["named"] == "eileen" and error["photo"].startswith("s")
+        assert error["runner_up"] is None  # one person enrolled
+    assert [e["score"] for e in errors] == sorted((e["score"] for e in errors), reverse=True)
+    assert f"{model}: {len(errors)} wrong name(s)" in result.stdout
+    listed = [line for line in result.stdout.splitlines() if line.startswith("  stranger ")]
+    assert len(listed) == 10
+    assert f"{errors[0]['photo']}: unknown -> eileen {errors[0]['score']:.3f}" in listed[0]
+    assert f"... and {len(errors) - 10} more (all of them in --json)" in result.stdout

@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from daemon_support import edgeface
 
 from edgeface.samples import enrollment_photos, packaged_faces
-
-# Long enough for a model load on a busy machine; a FIFO that is opened blocks forever.
-TIMEOUT = 120
-
-
-def edgeface(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeface", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env,
-    )
 
 
 def one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -232,3 +219,11 @@ def test_identify_per_file_error_is_exit_2_and_the_only_stderr_line(tmp_path, co
     result = edgeface("identify", missing, photos[0], "--config", config)
     one_error_line(result, f"{missing}: no such file")
     assert "no one is enrolled" in result.stdout  # the good photo was still done
+
+
+def test_enroll_refuses_a_name_longer_than_a_folder_name(tmp_path, config, photos):
+    # 150 two-byte characters: 300 bytes, where Linux file systems allow 255 in a name.
+    one_error_line(
+        edgeface("enroll", "é" * 150, photos[0], "--config", config), "300 bytes long, at most 255"
+    )
+    assert not (tmp_path / "g").exists()

@@ -6,6 +6,7 @@ temporary root; install.sh must run as root (it chowns).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -38,6 +39,31 @@ def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def created(root: Path) -> list[str]:
+    """What an install leaves in the seeded root: its folders and the service user."""
+    paths = [p for p in ("opt/edgeface", "etc/edgeface", "var/lib/edgeface") if (root / p).exists()]
+    users = (root / "etc" / "passwd").read_text()
+    return paths + (["user edgeface"] if "\nedgeface:" in "\n" + users else [])
+
+
+@pytest.mark.parametrize(
+    ("digest", "said"),
+    [("0" * 64, "sha256 is {actual}, not the expected"), ("xyz", "expected 64 hexadecimal")],
+)
+def test_a_wrong_models_sha256_is_refused_before_anything_is_created(
+    tmp_path: Path, digest: str, said: str
+) -> None:
+    root = tmp_path / "root"
+    seed_root(root)
+    bundle = tmp_path / "models.tar"
+    bundle.write_bytes(b"any bundle")
+    result = install(root, "--models-bundle", str(bundle), "--models-sha256", digest)
+    assert result.returncode != 0
+    actual = hashlib.sha256(b"any bundle").hexdigest()
+    assert said.format(actual=actual) in result.stderr, result.stderr
+    assert created(root) == []
+
+
 def test_install_imports_a_bundle_without_tensorflow(tmp_path: Path) -> None:
     manifest = load_manifest()
     names = default_export_models(manifest)
@@ -51,7 +77,7 @@ def test_install_imports_a_bundle_without_tensorflow(tmp_path: Path) -> None:
 
     refused = install(root, "--models-bundle", str(bundle), "--models-sha256", "0" * 64)
     assert refused.returncode != 0
-    assert "sha256 is not the expected" in refused.stderr
+    assert f"sha256 is {digest}, not the expected {'0' * 64}" in refused.stderr
 
     result = install(root, "--models-bundle", str(bundle), "--models-sha256", digest)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -25,6 +25,7 @@ from edgeface.samples import enrollment_photos, packaged_faces
 DEVICE_NAME = "Front door"
 PREFIX = "front_door"  # HA's entity ids start with the slug of the device name
 NEWCOMER = "Ana María"
+LEAVING = "Bo"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,12 @@ def start_daemon(tmp: Path, scene: support.Scene, broker: Mosquitto) -> support.
     return support.DaemonProcess(config, tmp / "daemon.log")
 
 
+def enrol(tmp: Path, person: str) -> None:
+    folder = tmp / "gallery" / person
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), enrollment_photos(packaged_faces().person_photo)[0])
+
+
 def entity(component: str, name: str) -> str:
     """The entity id HA derives from the device and entity names (accents dropped, as HA does)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
@@ -102,14 +109,17 @@ def test_entities_states_availability_enrolment_and_restart(tmp_path, scene, sta
             lambda: ha.state(entity("sensor", "gallery people")) == "1", 30, "gallery people = 1"
         )
 
-        # Enrolment adds an entity, removal deletes it.
+        # Enrolment adds an entity, removal deletes it, and HA logs no warning about either
+        # (the gallery size in a later status shows HA has read everything published before).
         newcomer = entity("binary_sensor", NEWCOMER)
-        folder = tmp_path / "gallery" / NEWCOMER
-        folder.mkdir()
-        cv2.imwrite(str(folder / "a.jpg"), enrollment_photos(packaged_faces().person_photo)[0])
+        enrol(tmp_path, NEWCOMER)
         ha.wait(lambda: newcomer in ha.mqtt_entities(), 30, f"{newcomer} to appear")
-        shutil.rmtree(folder)
+        ha.wait(lambda: ha.state(newcomer) == "off", 30, f"{newcomer} off (retained presence)")
+        shutil.rmtree(tmp_path / "gallery" / NEWCOMER)
         ha.wait(lambda: newcomer not in ha.mqtt_entities(), 30, f"{newcomer} to disappear")
+        ha.wait_state(entity("sensor", "gallery people"), "1")
+        problems = ha.problems()
+        assert not problems, "\n".join(problems)
 
         # An HA restart restores the state from the retained messages.
         ha.restart()
@@ -118,13 +128,20 @@ def test_entities_states_availability_enrolment_and_restart(tmp_path, scene, sta
         assert ha.state(entity("sensor", "gallery version")) not in (None, "unknown", "unavailable")
 
         # SIGTERM: the daemon says offline -> every entity unavailable.
+        leaving = entity("binary_sensor", LEAVING)
+        enrol(tmp_path, LEAVING)
+        ha.wait(lambda: leaving in ha.mqtt_entities(), 30, f"{leaving} to appear")
         assert daemon.terminate() == 0
         for e in (presence, last, *diagnostics):
             ha.wait_state(e, "unavailable", timeout=15)
 
-        # SIGKILL: the broker's last will says it.
+        # Removed while the daemon is stopped: no ghost entity once it is back.
+        shutil.rmtree(tmp_path / "gallery" / LEAVING)
         daemon = start_daemon(tmp_path, scene, broker)
         ha.wait(lambda: ha.state(presence) != "unavailable", 30, "the daemon back online")
+        ha.wait(lambda: leaving not in ha.mqtt_entities(), 30, f"{leaving} to disappear")
+
+        # SIGKILL: the broker's last will says it.
         daemon.kill()
         ha.wait_state(presence, "unavailable", timeout=30)
     finally:

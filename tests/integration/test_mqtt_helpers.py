@@ -82,6 +82,15 @@ def test_command_validation_without_a_broker() -> None:
     assert len(seen) == 2
 
 
+def test_refused_command_is_not_ok_and_any_request_id_comes_back() -> None:
+    actions = {"snapshot": lambda: {"ok": False, "error": "no frame yet"}}
+    reply = execute(actions, "snapshot", b'{"request_id": 7}')
+    assert reply["ok"] is False and reply["error"] == "no frame yet" and reply["request_id"] == 7
+    long_id = "x" * 500
+    reply = execute(actions, "snapshot", json.dumps({"request_id": long_id}).encode())
+    assert reply["request_id"] == long_id
+
+
 def test_no_action_means_unknown_command() -> None:
     assert execute({}, "reload", b"{}")["error"] == "unknown command"
 

@@ -8,6 +8,8 @@ background), analysed exactly as the daemon's engine does (detect, align, embed,
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from edgeface.gallery.matcher import Thresholds
 from edgeface.gallery.store import Gallery
 from edgeface.images import load_image
 from edgeface.pipeline.tracker import vote_weight
-from edgeface.samples import head_patch, packaged_faces
+from edgeface.samples import enrollment_photos, head_patch, packaged_faces
 from edgeface.unknowns import UnknownStore, enrollment_crop
 
 THRESHOLD = 0.6  # recognition.match_threshold's default
@@ -139,3 +141,82 @@ def test_shared_photos_two_visitors_with_different_photos(analyzer, shared_faces
         visits.visit(framed(photo))
     clusters = store.clusters()
     assert [sorted(c.track_id for c in cl.crops) for cl in clusters] == [[1, 3, 4], [2, 5]]
+
+
+def edgeface_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeface", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_cli_naming_a_stranger_after_an_enrolled_person_needs_merge(analyzer, faces, tmp_path):
+    """`unknown name <group> <existing person>` says how well the group matches that person and
+    moves nothing unless it matches or --merge confirms it."""
+    gallery, state = tmp_path / "gallery", tmp_path / "state"
+    (gallery / "Eileen").mkdir(parents=True)
+    for n, image in enumerate(enrollment_photos(faces.person_photo)):
+        cv2.imwrite(str(gallery / "Eileen" / f"{n}.jpg"), image)
+    enrolled = sorted(p.name for p in (gallery / "Eileen").iterdir())
+    config = tmp_path / "c.yaml"
+    config.write_text(f"state_dir: {state}\ngallery: {{path: {gallery}}}\n")
+    store = UnknownStore(state, 7 * 86400, THRESHOLD)
+    visits = Visits(analyzer, store)
+    s0 = faces.strangers[0]
+    visits.visit(scene(s0, 50, 60, 150), scene(s0, 90, 70, 160))
+    visits.visit(scene(cv2.flip(s0, 1), 380, 150, 120))
+    box = analyzer.detect(faces.person_photo)[0].box
+    her = head_patch(faces.person_photo, (box.x, box.y, box.w, box.h), 1.9, 170)
+    visits.visit(scene(her, 100, 80, 170))
+    stranger, eileen = store.clusters()  # largest first
+    assert len(stranger.crops) == 2 and len(eileen.crops) == 1
+    threshold = ("--threshold", str(THRESHOLD))
+
+    refused = edgeface_cli("unknown", "name", stranger.id, "Eileen", "--config", config, *threshold)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (line,) = refused.stderr.splitlines()
+    assert "2 crop(s) score" in line and "against Eileen's photos" in line, line
+    assert "--merge" in line and "nothing moved" in line, line
+    assert sorted(p.name for p in (gallery / "Eileen").iterdir()) == enrolled
+    assert len(store.crops()) == 3
+
+    # Her own crop matches: it joins her folder, and the score is said.
+    same = edgeface_cli("unknown", "name", eileen.id, "Eileen", "--config", config, *threshold)
+    assert same.returncode == 0, same.stderr
+    assert "the group matches Eileen" in same.stdout, same.stdout
+    assert len(list((gallery / "Eileen").iterdir())) == len(enrolled) + 1
+
+    # --merge adds the stranger anyway, and says what it is doing.
+    forced = edgeface_cli(
+        "unknown", "name", stranger.id, "Eileen", "--merge", "--config", config, *threshold
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "is a stranger to Eileen" in forced.stdout or "does not match" in forced.stdout
+    assert len(list((gallery / "Eileen").iterdir())) == len(enrolled) + 3
+    assert store.crops() == []
+
+
+def test_cli_a_name_too_long_for_a_folder_is_one_line(tmp_path):
+    """A 300-byte name (the file system allows 255) is refused by `unknown name` in one line."""
+    store = UnknownStore(tmp_path / "state", 86400, THRESHOLD)
+    embedding = np.ones(128, np.float32) / np.sqrt(128)
+    store.add(1, embedding, np.full((120, 120, 3), 90, np.uint8), 1.0, time.time())
+    (cluster,) = store.clusters()
+    (tmp_path / "gallery").mkdir()
+    result = edgeface_cli(
+        "unknown",
+        "name",
+        cluster.id,
+        "é" * 150,
+        "--state-dir",
+        tmp_path / "state",
+        "--gallery",
+        tmp_path / "gallery",
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert "300 bytes long, at most 255" in line, line
+    assert list((tmp_path / "gallery").iterdir()) == []
+    assert len(store.crops()) == 1

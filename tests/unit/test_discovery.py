@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from edgeface.publish.discovery import discovery_messages, ha_id, removals
+from edgeface.publish.discovery import (
+    PublishedPeople,
+    discovery_messages,
+    ha_id,
+    presence_topic,
+    removals,
+)
 from edgeface.publish.mqtt import slugify
 from edgeface.types import Box, Event, RunnerUp
 
@@ -140,6 +147,9 @@ def test_presence_template_on_json_off_on_cleared() -> None:
     present = json.dumps({"person": "bob", "present": True, "last_seen": 1.0, "camera": "door"})
     assert render(c["value_template"], present) == c["payload_on"] == "ON"
     assert render(c["value_template"], "") == c["payload_off"] == "OFF"  # retained clear
+    # Attributes: the presence JSON, and an empty object (not an HA warning) for the clear.
+    assert json.loads(render(c["json_attributes_template"], present))["present"] is True
+    assert render(c["json_attributes_template"], "") == "{}"
 
 
 def test_diagnostics_read_the_status_json() -> None:
@@ -188,3 +198,23 @@ def test_device_triggers_fire_on_their_events_only() -> None:
     assert len(odd) == 1
     assert fired(odd[0], event("recognized", 'Zoë "Z" O\'Neil'))
     assert not fired(odd[0], event("recognized", "Zoë"))
+
+
+def test_published_people_are_remembered_across_restarts(tmp_path) -> None:
+    first = PublishedPeople(tmp_path)
+    assert first.update(["Ann", "bob"], "dev1", "edgeface", "homeassistant") == []
+    assert oct(os.stat(first.path).st_mode & 0o777) == "0o600"
+    # bob is removed while the daemon is stopped; the next start clears him, configs first
+    again = PublishedPeople(tmp_path)
+    assert again.update(["Ann"], "dev1", "edgeface", "homeassistant", complete=False) == []
+    messages = again.update(["Ann"], "dev1", "edgeface", "homeassistant")
+    assert messages == [
+        *removals("dev1", ["bob"], []),
+        (presence_topic("edgeface", "dev1", "bob"), b""),
+    ]
+    assert PublishedPeople(tmp_path).update(["Ann"], "dev1", "edgeface", "homeassistant") == []
+
+
+def test_an_unreadable_record_clears_no_one(tmp_path) -> None:
+    (tmp_path / PublishedPeople.FILE_NAME).write_text("{not json")
+    assert PublishedPeople(tmp_path).update(["Ann"], "dev1", "edgeface", "ha") == []

@@ -7,12 +7,16 @@ import numpy as np
 from edgeface.evaluate import (
     ImageResult,
     LabelledImage,
+    ProbeOutcome,
     auc,
     cross_validated_accuracy,
+    format_probe_errors,
     identification,
+    probe_errors,
     tar_at_far,
 )
 from edgeface.gallery.matcher import Thresholds
+from edgeface.types import RunnerUp
 
 
 def test_auc_and_tar():
@@ -90,3 +94,42 @@ def test_identification_with_no_one_enrollable_counts_everyone_as_a_stranger():
     r = identification(images, results, Thresholds(0.6, 0.4))
     assert r["genuine_probes"] == 0 and r["impostor_probes"] == 2
     assert r["strangers_accepted"] == 0
+
+
+def test_probe_errors_name_the_photo_the_name_its_score_and_the_runner_up() -> None:
+    outcomes = [
+        ProbeOutcome(True, "ana", "bo", 0.71, True, "ana/2.jpg", RunnerUp("ana", 0.69)),
+        ProbeOutcome(True, "ana", "ana", 0.9, True, "ana/1.jpg", RunnerUp("bo", 0.2)),
+        ProbeOutcome(False, "unknown", "ana", 0.8, True, "x.jpg", None),
+        ProbeOutcome(False, "unknown", "ana", 0.3, True, "y.jpg", None),  # below: not named
+        ProbeOutcome(True, "bo", "ana", 0.95, False, "bo/1.jpg", RunnerUp("bo", 0.94)),  # unclear
+        ProbeOutcome(True, "bo", None, -1.0, False, "bo/2.jpg"),  # no face: a miss
+    ]
+    errors = probe_errors(outcomes, 0.6)
+    assert errors == [
+        {
+            "photo": "x.jpg",
+            "kind": "stranger_accepted",
+            "identity": "unknown",
+            "named": "ana",
+            "score": 0.8,
+            "runner_up": None,
+            "runner_up_score": None,
+        },
+        {
+            "photo": "ana/2.jpg",
+            "kind": "misidentified",
+            "identity": "ana",
+            "named": "bo",
+            "score": 0.71,
+            "runner_up": "ana",
+            "runner_up_score": 0.69,
+        },
+    ]
+    lines = format_probe_errors("m", errors, limit=1)
+    assert lines == [
+        "m: 2 wrong name(s) at the operating point (photo, label -> name)",
+        "  stranger      x.jpg: unknown -> ana 0.800",
+        "  ... and 1 more (all of them in --json)",
+    ]
+    assert format_probe_errors("m", []) == []

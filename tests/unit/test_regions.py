@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from edgeface.regions import (
     RegionSettings,
     merge_faces,
     resolve_roi,
+    roi_outside,
     tile_layout,
 )
 from edgeface.types import Box, Face, ImageBGR
@@ -111,3 +113,37 @@ def test_config_roi_and_tiles_keys() -> None:
         parse_config({"camera": {"roi": [1, 2, 3]}}, "c.yaml")
     with pytest.raises(ConfigError, match=r"^c.yaml: camera.roi: expected a width and height"):
         parse_config({"camera": {"roi": [1, 2, 0, 5]}}, "c.yaml")
+
+
+def test_roi_that_cannot_fit_any_frame_is_refused() -> None:
+    for roi in ([0.1, 0.1, 2, 2], [0.5, 0.5, 0.6, 0.2], [0.2, 0.9, 0.5, 0.2], [10.5, 20, 100, 100]):
+        with pytest.raises(ConfigError, match=r"^c.yaml: camera.roi: "):
+            parse_config({"camera": {"roi": roi}}, "c.yaml")
+    for roi in ([0, 0, 1, 1], [0.5, 0.5, 0.5, 0.5], [5000, 5000, 100, 100]):
+        parse_config({"camera": {"roi": roi}})  # the frame size is known only at run time
+
+
+def test_roi_outside_the_frame_is_described() -> None:
+    assert roi_outside(None, 640, 360) is None
+    assert roi_outside((0.5, 0.5, 0.5, 0.5), 640, 360) is None
+    assert roi_outside((0, 0, 640, 360), 640, 360) is None
+    far = roi_outside((5000, 5000, 100, 100), 640, 360)
+    assert far and "lies outside the 640x360 frame" in far
+    part = roi_outside((600, 300, 100, 100), 640, 360)
+    assert part and "partly outside" in part and "[600, 300, 40, 60]" in part
+
+
+def test_frame_detector_logs_a_bad_roi_once_per_frame_size(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    detector = FrameDetector(
+        MarkerDetector(192), MarkerDetector(128), RegionSettings((600, 300, 100, 100), "off")
+    )
+    with caplog.at_level(logging.WARNING, logger="edgeface.regions"):
+        for _ in range(3):
+            detector.detect(np.zeros((360, 640, 3), np.uint8))
+        detector.detect(np.zeros((480, 640, 3), np.uint8))
+    assert [r.getMessage().split(" frame")[0] for r in caplog.records] == [
+        "camera.roi [600, 300, 100, 100] lies partly outside the 640x360",
+        "camera.roi [600, 300, 100, 100] lies partly outside the 640x480",
+    ]

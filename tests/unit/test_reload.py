@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from edgeface.config import Config
+from edgeface.config import Config, parse_config
 from edgeface.reload import changed_keys, plan_reload
 
 
@@ -45,3 +45,24 @@ def test_plan_applies_decisions_tracking_gallery_and_keeps_the_rest() -> None:
     assert plan.config.gallery.min_face_px == 99
     assert plan.config.camera == running.camera
     assert plan.section_changed("gallery") and not plan.section_changed("camera")
+
+
+def test_decision_settings_wait_for_the_embedder_they_belong_to() -> None:
+    """A file switching to the CASIA model brings CASIA's thresholds; the MS-Celeb model runs
+    until the restart, so they wait with it (and are applied live when the model stays)."""
+    running = Config()
+    loaded = parse_config({"models": {"embedder": "facenet-dynamic"}})
+    assert loaded.recognition.match_threshold != running.recognition.match_threshold
+    plan = plan_reload(running, loaded)
+    assert plan.live == []
+    assert plan.restart == [
+        "models.embedder",
+        "recognition.match_threshold",
+        "recognition.unknown_threshold",
+    ]
+    assert plan.config.recognition == running.recognition
+    assert "the decision settings go with models.embedder" in plan.postponed()
+    same_model = parse_config({"recognition": {"match_threshold": 0.7}})
+    plan = plan_reload(running, same_model)
+    assert plan.live == ["recognition.match_threshold"]
+    assert plan.applied() == "recognition.match_threshold=0.7"

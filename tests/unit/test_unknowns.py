@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from edgeface.errors import EdgefaceError
+from edgeface.gallery.matcher import Thresholds
 from edgeface.types import Box
 from edgeface.unknowns import (
+    MergeCheck,
     UnknownStore,
     cmd_unknown_list,
     cmd_unknown_name,
@@ -122,9 +124,54 @@ def test_cli_functions(
     args = argparse.Namespace(config=None, state_dir=str(store.root.parent), gallery=str(gallery))
     assert cmd_unknown_list(args) == 0
     cid = capsys.readouterr().out.split()[0]
-    assert cmd_unknown_name(argparse.Namespace(**vars(args), cluster=cid, name="Bo")) == 0
+
+    def never(*_: object) -> MergeCheck:
+        raise AssertionError("a new person is not compared with anyone")
+
+    named = argparse.Namespace(**vars(args), cluster=cid, name="Bo", merge=False)
+    assert cmd_unknown_name(named, never) == 0
     assert "1 photo(s) moved" in capsys.readouterr().out
     assert len(list((gallery / "Bo").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("scores", "merge", "moved", "said"),
+    [
+        ((0.8, 0.7), False, True, "the group matches Bo"),
+        ((0.5, 0.55), False, False, "does not match Bo"),
+        ((0.24, 0.39), False, False, "is a stranger to Bo"),
+        ((0.24, 0.39), True, True, "is a stranger to Bo"),
+        ((), False, False, "no face found again"),
+    ],
+)
+def test_naming_after_an_existing_person_needs_a_match_or_merge(
+    store: UnknownStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    scores: tuple[float, ...],
+    merge: bool,
+    moved: bool,
+    said: str,
+) -> None:
+    store.add(1, unit(1), crop(1), 0.5, 10.0)
+    (tmp_path / "gallery" / "Bo").mkdir(parents=True)
+    (cid,) = [c.id for c in store.clusters()]
+    args = argparse.Namespace(
+        config=None,
+        state_dir=str(store.root.parent),
+        gallery=str(tmp_path / "gallery"),
+        cluster=cid,
+        name="Bo",
+        merge=merge,
+    )
+    check = MergeCheck("Bo", scores, Thresholds(match=0.6, unknown=0.45))
+    if moved:
+        assert cmd_unknown_name(args, lambda *_: check) == 0
+        assert said in capsys.readouterr().out
+    else:
+        with pytest.raises(EdgefaceError, match=said):
+            cmd_unknown_name(args, lambda *_: check)
+    assert len(list((tmp_path / "gallery" / "Bo").iterdir())) == int(moved)
 
 
 def test_enrollment_crop_is_square_around_the_face_and_clipped() -> None:
