@@ -108,6 +108,13 @@ def run(configs: list[Path], work: Path, seconds: float) -> list[tuple[int, int,
     return figures
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith(("model name", "Model")):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="run time after READY")
@@ -121,8 +128,9 @@ def main() -> None:
     one = run([both], work, args.seconds)
     two = run(single, work, args.seconds)
     mib = 1024.0
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}")
-    print(f"command: {' '.join(sys.argv)}; {args.seconds:g} s after READY, MQTT off")
+    print(f"machine: {cpu_model()} ({platform.machine()}, {os.cpu_count()} cores)")
+    print(f"date: {time.strftime('%Y-%m-%d')}; command: {' '.join(sys.argv)}")
+    print(f"{args.seconds:g} s after READY, MQTT off, videos in real time at 15 fps")
     print(f"{'run':<34} {'RSS MiB':>8} {'peak MiB':>9} {'events':>7}")
     rss, peak, events = one[0]
     print(f"{'one daemon, cameras door+garage':<34} {rss / mib:8.1f} {peak / mib:9.1f} {events:7d}")
