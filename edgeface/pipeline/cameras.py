@@ -247,10 +247,6 @@ class Cameras:
         _, name, problem = max(found, key=lambda f: f[0])
         return f"camera {name}: {problem}"
 
-    def outage(self) -> str | None:
-        outages = [o for loop in self.loops if (o := loop.outage)]
-        return "; ".join(outages) or None
-
     def status(self) -> dict[str, Any]:
         """`camera` (the first camera, as before there were several) and `cameras` (each)."""
         cameras = [loop.status() for loop in self.loops]

@@ -78,7 +78,13 @@ class _StatusCollector:
         status = self._snapshot()
         if not status:
             return
-        camera = status.get("camera") or {}
+        cameras = status.get("cameras") or [status.get("camera") or {}]
+        camera = {  # every camera at once: for one camera, its own figures
+            "name": ",".join(str(c.get("name", "")) for c in cameras),
+            "outage": any(c.get("outage") for c in cameras),
+            "frames_dropped": sum(c.get("frames_dropped") or 0 for c in cameras),
+            "reconnects": sum(c.get("reconnects") or 0 for c in cameras),
+        }
         gallery = status.get("gallery") or {}
         info = InfoMetricFamily("edgeface", "Device, version and models")
         info.add_metric(
@@ -125,13 +131,26 @@ class _StatusCollector:
             ),
             (
                 "edgeface_camera_outage",
-                "1 while the camera is unavailable or starting",
+                "1 while a camera is unavailable or starting",
                 int(bool(camera.get("outage"))),
             ),
         )
         for name, text, value in gauges:
             if value is not None:
                 yield GaugeMetricFamily(name, text, value=float(value))
+
+        up = GaugeMetricFamily(
+            "edgeface_camera_up", "1 while the camera delivers frames", labels=["camera"]
+        )
+        fps = GaugeMetricFamily(
+            "edgeface_camera_fps", "Frames processed per second per camera", labels=["camera"]
+        )
+        for each in cameras:
+            name = str(each.get("name", ""))
+            up.add_metric([name], 0.0 if each.get("outage") else 1.0)
+            fps.add_metric([name], float(each.get("fps") or 0.0))
+        yield up
+        yield fps
 
         latency = GaugeMetricFamily(
             "edgeface_stage_latency_seconds",

@@ -13,7 +13,7 @@ from edgeface.publish.metrics import MetricsExporter
 pytest.importorskip("prometheus_client", reason="prometheus-client (the metrics extra) missing")
 from prometheus_client.parser import text_string_to_metric_families
 
-# The shape of Daemon.status() (edgeface/service.py).
+# The shape of Daemon.status() (edgeface/status.py).
 STATUS: dict[str, Any] = {
     "device": "door-pi",
     "version": "0.1.0",
@@ -94,3 +94,18 @@ def test_port_in_use_is_a_one_line_error(exporter):
 
     with pytest.raises(EdgefaceError, match=r"metrics: cannot listen on 127.0.0.1:\d+"):
         MetricsExporter(port=exporter.port)
+
+
+def test_two_cameras_each_labelled_and_summed(exporter):
+    cameras = [
+        {"name": "door", "outage": None, "fps": 7.0, "frames_dropped": 2, "reconnects": 1},
+        {"name": "garage", "outage": "gone", "fps": 0.0, "frames_dropped": 5, "reconnects": 0},
+    ]
+    exporter.update({**STATUS, "camera": cameras[0], "cameras": cameras})
+    m = scrape(exporter)
+    assert m[("edgeface_camera_up", (("camera", "door"),))] == 1
+    assert m[("edgeface_camera_up", (("camera", "garage"),))] == 0
+    assert m[("edgeface_camera_fps", (("camera", "door"),))] == 7.0
+    assert m[("edgeface_camera_outage", ())] == 1  # one of them is down
+    assert m[("edgeface_camera_frames_dropped_total", ())] == 7
+    assert m[("edgeface_camera_reconnects_total", ())] == 1
