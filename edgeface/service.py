@@ -1,8 +1,8 @@
 """The daemon: the composition root that builds the parts from the config and connects them.
 
 Owns: the process lifecycle only: signal handlers before anything else (SIGTERM during start-up
-stops cleanly, SIGHUP is queued), MQTT connected before the gallery loads, READY once models and
-gallery are loaded, the order of a stop (flush events, status, presence absent, `offline`), and
+stops cleanly, SIGHUP is queued), MQTT connected before the gallery loads (or `MqttOff` with
+`mqtt.enabled: false`), READY once models and gallery are loaded, the order of a stop (flush events, status, presence absent, `offline`), and
 which part gets which callable. A frame's walk: `pipeline.cameras` (source, one thread per
 camera) -> `pipeline.engine` -> `sinks` (MQTT, presence, unknown visitors, snapshots, stats);
 around it `gallery.live`, `reloader`, `heartbeat`, `commands` and `status`, each in its module.

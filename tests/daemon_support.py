@@ -58,7 +58,16 @@ class Scene:
     frames: int
 
 
-def make_scene(root: Path, analyzer: Any) -> Scene:
+@dataclass(frozen=True)
+class Cast:
+    gallery: Path  # the gallery root, with the enrolled person's folder
+    person: str
+    her: np.ndarray  # her head, mirrored: not one of the enrolled photos
+    stranger: np.ndarray
+
+
+def make_cast(root: Path, analyzer: Any) -> Cast:
+    """A gallery of one person (pip-shipped photos) and the faces that walk past the cameras."""
     try:
         faces = packaged_faces()
     except EdgefaceError as exc:  # scikit-image missing
@@ -70,16 +79,22 @@ def make_scene(root: Path, analyzer: Any) -> Scene:
     image = cv2.flip(faces.person_photo, 1)
     box = analyzer.detect(image)[0].box
     her = head_patch(image, (box.x, box.y, box.w, box.h), 1.9, 170)
+    return Cast(root / "gallery", faces.person, her, faces.strangers[0])
+
+
+def make_scene(root: Path, analyzer: Any) -> Scene:
+    cast = make_cast(root, analyzer)
+    her = cast.her
     video = root / "scene.avi"
     frames = compose_video(
         video,
         [
             Appearance(her, 0.5, 3.5, (40, 90), (300, 110)),
-            Appearance(faces.strangers[0], 5.0, 7.5, (420, 120), (250, 100)),
+            Appearance(cast.stranger, 5.0, 7.5, (420, 120), (250, 100)),
         ],
         duration=9.0,
     )
-    return Scene(root / "gallery", video, faces.person, frames)
+    return Scene(cast.gallery, video, cast.person, frames)
 
 
 def write_config(tmp: Path, source: str | Path, gallery: Path, port: int, **extra: Any) -> Path:

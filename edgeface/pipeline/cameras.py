@@ -101,6 +101,10 @@ class CameraLoop:
         self._open_outage: str | None = None
         self._recoveries = 0
         self._source: FrameSource | None = None
+        # A live stream that stops delivering without an error (a stalled connection) is an
+        # outage of this camera once it has been silent this long, not a stalled pipeline.
+        self._silence_limit = max(stall_timeout, 3.0 / camera.fps_cap)
+        self._last_frame = time.monotonic()
 
     def run(self) -> None:
         try:
@@ -119,7 +123,9 @@ class CameraLoop:
                 backoff = min(backoff * 2, cam.reconnect_max_backoff)
                 continue
             last_ts = time.time()
+            self._last_frame = time.monotonic()
             for frame in self._source.frames(self.stop):
+                self._last_frame = time.monotonic()
                 if self._open_outage is not None:
                     log.info("camera %s is back after: %s", self.name, self._open_outage)
                     self._open_outage = None
@@ -165,7 +171,12 @@ class CameraLoop:
             return self._open_outage
         if self._source is None:
             return "starting"
-        return self._source.stats.outage
+        if self._source.stats.outage is not None:
+            return self._source.stats.outage
+        silent = time.monotonic() - self._last_frame
+        if is_live_source(self.camera.source) and silent > self._silence_limit:
+            return f"camera {self.name}: no frame for {silent:.0f}s"
+        return None
 
     def problem(self) -> str | None:
         """Why the watchdog must not be fed on this camera's account; None when it may be."""

@@ -290,12 +290,9 @@ class MqttPublisher:
 
     @property
     def outbox_dropped(self) -> int:
-        if self._sender is None:
-            return 0
-        try:
-            return self._sender.outbox.dropped_total
-        except OutboxError:
-            return 0
+        with contextlib.suppress(OutboxError):
+            return self._sender.outbox.dropped_total if self._sender is not None else 0
+        return 0
 
     @property
     def last_error(self) -> str | None:

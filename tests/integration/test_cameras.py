@@ -13,21 +13,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import cv2
 import yaml
 from broker import Mosquitto
-from daemon_support import DaemonProcess, MjpegCamera, received_events, wait_status
-
-from edgeface.samples import (
-    Appearance,
-    compose_video,
-    enrollment_photos,
-    head_patch,
-    packaged_faces,
+from daemon_support import (
+    DEVICE,
+    DaemonProcess,
+    MjpegCamera,
+    make_cast,
+    received_events,
+    wait_status,
 )
 
-DEVICE = "dev1"
-EVENTS = f"edgeface/{DEVICE}/events"
+from edgeface.samples import Appearance, compose_video
 
 
 def _walk_past(path: Path, face: Any) -> Path:
@@ -43,17 +40,10 @@ def _camera(status: dict[str, Any], name: str) -> dict[str, Any]:
 def test_two_cameras_one_daemon_each_keeps_going_when_the_other_is_down(
     tmp_path: Path, analyzer: Any, mosquitto: Mosquitto, recorder_factory: Any
 ) -> None:
-    faces = packaged_faces()
-    person = faces.person
-    gallery = tmp_path / "gallery" / person
-    gallery.mkdir(parents=True)
-    for n, photo in enumerate(enrollment_photos(faces.person_photo)):
-        cv2.imwrite(str(gallery / f"{n}.jpg"), photo)
-    image = cv2.flip(faces.person_photo, 1)
-    box = analyzer.detect(image)[0].box
-    her = head_patch(image, (box.x, box.y, box.w, box.h), 1.9, 170)
-    door_video = _walk_past(tmp_path / "door.avi", her)
-    garage_video = _walk_past(tmp_path / "garage.avi", faces.strangers[0])
+    cast = make_cast(tmp_path, analyzer)
+    person = cast.person
+    door_video = _walk_past(tmp_path / "door.avi", cast.her)
+    garage_video = _walk_past(tmp_path / "garage.avi", cast.stranger)
     door = MjpegCamera(door_video)
     door.start()
     config = tmp_path / "edgeface.yaml"
@@ -71,7 +61,7 @@ def test_two_cameras_one_daemon_each_keeps_going_when_the_other_is_down(
                         "reconnect_max_backoff": 1,
                     },
                 ],
-                "gallery": {"path": str(tmp_path / "gallery"), "settle_seconds": 0},
+                "gallery": {"path": str(cast.gallery), "settle_seconds": 0},
                 "state_dir": str(tmp_path / "state"),
                 "mqtt": {"port": mosquitto.port, "status_interval": 1},
             }

@@ -199,3 +199,39 @@ def test_turns_alternate_between_cameras_that_both_wait() -> None:
     a.join(10)
     b.join(10)
     assert order == ["a", "b"] * 5
+
+
+def test_a_silent_stream_is_an_outage_of_its_camera_not_a_stall() -> None:
+    """A stream that stops delivering without an error (stalled connection) must not starve the
+    watchdog for every camera: after the silence it is this camera's outage."""
+    sink, stop = Collect(), threading.Event()
+
+    class Silent(FakeSource):
+        def frames(self, stop: threading.Event) -> Iterator[Frame]:
+            yield from super().frames(stop)
+            stop.wait(30)  # connected, but nothing more arrives
+
+    camera = CameraConfig(source="http://cam/stream", name="garage", fps_cap=15)
+    cam = CameraLoop(
+        camera,
+        FakeEngine(),
+        sink,
+        Problems(),
+        stop,
+        turns=Turns(),
+        stall_timeout=0.3,
+        opener=lambda c: Silent(c.name, 2),
+    )
+    runner = threading.Thread(target=cam.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while cam.outage is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.frames("garage") == [1, 2]
+        assert cam.outage is not None and cam.outage.startswith("camera garage: no frame for")
+        time.sleep(0.5)  # past the stall timeout with no frame
+        assert cam.problem() is None
+    finally:
+        stop.set()
+        runner.join(10)
