@@ -220,9 +220,10 @@ class Cameras:
         sinks and track ids (one counter: a track id names one track of the device) shared."""
         turns, ids = Turns(), itertools.count(1)
         loops = []
-        for camera in cfg.all_cameras:
+        for i, camera in enumerate(cfg.all_cameras):
             tracker = Tracker(TrackerSettings(**dataclasses.asdict(cfg.tracking)), ids)
-            search = analyzer.camera_detector(cfg, camera) if len(cfg.all_cameras) > 1 else None
+            # The analyzer's own frame search is the first camera's.
+            search = analyzer.camera_detector(cfg, camera) if i else None
             engine = Engine(analyzer, matcher, tracker, cfg.device.id, search=search)
             loops.append(
                 CameraLoop(

@@ -133,3 +133,28 @@ def test_two_cameras_one_daemon_each_keeps_going_when_the_other_is_down(
     seen = [p for p in presence if p["present"]]
     assert seen and all(p["camera"] == "door" for p in seen)  # where she was last seen
     assert "Traceback" not in daemon.log()
+
+
+def test_each_camera_searches_its_frames_with_its_own_roi_and_detection(analyzer: Any) -> None:
+    from edgeface.config import parse_config
+
+    cfg = parse_config(
+        {
+            "cameras": [
+                {"name": "door", "source": "0"},
+                {
+                    "name": "garage",
+                    "source": "1",
+                    "roi": [0.5, 0, 0.5, 1],
+                    "detection": {"tiles": "on", "tile_size": 200},
+                },
+            ]
+        }
+    )
+    door, garage = cfg.all_cameras
+    search = analyzer.camera_detector(cfg, garage)
+    assert search.settings.roi == (0.5, 0, 0.5, 1)
+    assert (search.settings.tiles, search.settings.tile_size) == ("on", 200)
+    assert search.tile_detector is not search.detector  # the short-range tile model
+    plain = analyzer.camera_detector(cfg, door)
+    assert plain.settings.roi is None and plain.settings.tiles == "off"
