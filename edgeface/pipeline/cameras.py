@@ -133,6 +133,7 @@ class CameraLoop:
                     backoff = 0.5
                 self._process(frame)
                 last_ts = frame.timestamp
+                self._last_frame = time.monotonic()  # time waiting for a turn is not silence
             self.sink.take(self.engine.finish(last_ts))
             vanished = self._source.stats.outage
             if vanished and not self.stop.is_set():

@@ -19,6 +19,7 @@ from daemon_support import (
     DEVICE,
     DaemonProcess,
     MjpegCamera,
+    edgeface,
     make_cast,
     received_events,
     wait_status,
@@ -67,6 +68,14 @@ def test_two_cameras_one_daemon_each_keeps_going_when_the_other_is_down(
             }
         )
     )
+    check = edgeface("config", "check", config)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.splitlines()[:3] == [
+        f"{config}: cameras: 2 in one daemon (models, gallery and MQTT connection shared;"
+        " a tracker each; events name the camera)",
+        f"{config}: cameras[0]: door <- {door.url}",
+        f"{config}: cameras[1]: garage <- {garage_video}",
+    ]
     recorder = recorder_factory(mosquitto, f"edgeface/{DEVICE}/#")
     daemon = DaemonProcess(config, tmp_path / "daemon.log")
 
