@@ -72,7 +72,7 @@ class GalleryConfig:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    detector: str = "blazeface-full"
+    detector: str = "yunet"
     embedder: str = "facenet-msceleb-dynamic"
     cache_dir: str | None = None
 
@@ -127,7 +127,8 @@ class RecognitionConfig:
     # A match closer than this to the runner-up person is uncertain, not a name.
     ambiguity_margin: float = field(default=0.1, metadata=_range(0, 2))
     min_face_px: int = field(default=32, metadata=_range(8, 10000))
-    detector_min_score: float = field(default=0.5, metadata=_range(0.01, 1))
+    # None: the detector's own, measured on no-face scenes (blazeface 0.5, yunet 0.7).
+    detector_min_score: float | None = field(default=None, metadata=_range(0.01, 1))
     margin: float = field(default=0.2, metadata=_range(0, 2))
 
 
