@@ -35,9 +35,9 @@ from edgeface.types import Box, Face, ImageBGR
 SMALLEST_INPUT_FACE = 20.0
 # A face is at most about as large as the image's shorter side. Passes are added, each
 # PYRAMID_STEP times coarser, until that side fits this many input pixels: a face filling the
-# picture then lies inside the range YuNet finds cleanly.
-COARSEST_SIDE = 224
-# Each pass finds faces of ~14 to ~250 input px; a factor of 4 between passes overlaps them.
+# picture then lies inside the range YuNet finds cleanly (a 640x480 frame needs one pass).
+COARSEST_SIDE = 256
+# Each pass finds faces of ~14 to ~256 input px; a factor of 4 between passes overlaps them.
 PYRAMID_STEP = 4.0
 # The score a face must reach unless recognition.detector_min_score says otherwise: the highest
 # false face on the no-face scenes (`edgeface.noface`, 1080p and 640x480) scored 0.67; at 0.75
