@@ -98,12 +98,18 @@ class YuNetDetector:
             )
         self.path = path
         self.settings = settings or DetectorSettings()
+        # OpenCV 5 warns on stderr that its new graph engine ignores the (default) target, each
+        # time a model is loaded: noise in the daemon's log and in one-line CLI errors.
+        log_level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             self._yunet = cv2.FaceDetectorYN.create(
                 str(path), "", (320, 320), self.settings.min_score, self.settings.nms_iou, _TOP_K
             )
         except cv2.error as exc:
             raise EdgefaceError(f"model {path}: OpenCV cannot load it as YuNet ({exc})") from None
+        finally:
+            cv2.utils.logging.setLogLevel(log_level)
         self._size = (320, 320)
 
     def with_settings(self, settings: DetectorSettings) -> YuNetDetector:
