@@ -45,17 +45,20 @@ PYRAMID_STEP = 4.0
 DEFAULT_MIN_SCORE = 0.75
 # Multiply-adds per input pixel, from the published 86 M at 320x320 (OpenCV Zoo's table).
 MACS_PER_PIXEL = 86e6 / (320 * 320)
-# YuNet's boxes reach up to the hairline and vary more with pose than the crop geometry of
-# `edgeface.align` (box centre and side, plus a margin) wants, so the reported box is rebuilt from
-# the five landmarks. Fitted on 112 shared photos where BlazeFace also found the face, BlazeFace's
-# box is side = 2.205 x eyes-to-mouth + 0.342 x eye-to-eye (median error 3.7 %), centred 0.017 of
-# its side above the landmarks' centroid. Sweeping side and centre around that fit on the 10
-# LFW identities of faces2, the MS-Celeb FaceNet separated genuine pairs from impostors as well as
-# with BlazeFace's boxes (mean cosine 0.715 vs 0.714, impostors 0.083 vs 0.081) at 0.95 of that
-# side and 0.1 of it above the centroid; with the fit itself genuine pairs scored 0.705.
-BOX_FROM_EYES_TO_MOUTH = 2.09
-BOX_FROM_EYE_TO_EYE = 0.32
-BOX_RISE = 0.1
+# YuNet's boxes reach up to the hairline; edgeface's box-based crop (`edgeface.align`) and the
+# embedders' operating points were measured on BlazeFace's tighter square boxes. On 104 shared
+# photos where both found the face, BlazeFace's side was 0.886 of YuNet's longer side (10-90 %:
+# 0.82-0.94), so YuNet's box is reported as the square of that side on the same centre. (Boxes
+# rebuilt from the five landmarks, or moved down as BlazeFace's centre is, did no better for the
+# MS-Celeb FaceNet on faces2: `edgeface eval` missed 3-5 of 142 enrolled photos either way.)
+BOX_SIDE = 0.886
+# Each face found is looked at again in a square crop of REFINE_CONTEXT times its box, scaled to
+# REFINE_INPUT px (the face then spans ~96 px): its landmarks, and the box built from them, come
+# from there. Landmarks of a face found at 20-40 input px move by a pixel or two of input, which
+# at 2-4 image px per input px made the crops of one face differ by 10 % between a photo and its
+# 0.7x copy. Costs 31 M multiply-adds per face found (the embedder spends 50x that on it).
+REFINE_INPUT = 192
+REFINE_CONTEXT = 2.0
 # OpenCV's own candidate cap; far above any real scene.
 _TOP_K = 5000
 _LANDMARKS = 5
@@ -103,8 +106,11 @@ class YuNetDetector:
         log_level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
-            self._yunet = cv2.FaceDetectorYN.create(
-                str(path), "", (320, 320), self.settings.min_score, self.settings.nms_iou, _TOP_K
+            self._yunet, self._refiner = (
+                cv2.FaceDetectorYN.create(
+                    str(path), "", size, self.settings.min_score, self.settings.nms_iou, _TOP_K
+                )
+                for size in ((320, 320), (REFINE_INPUT, REFINE_INPUT))
             )
         except cv2.error as exc:
             raise EdgefaceError(f"model {path}: OpenCV cannot load it as YuNet ({exc})") from None
@@ -130,7 +136,7 @@ class YuNetDetector:
         found = []
         for scale in search_scales(width, height, self.settings.search_face_px):
             found += self._detect_at(image, scale)
-        faces = merge_faces(found, [])
+        faces = [self._refined(image, face) for face in merge_faces(found, [])]
         return [f for f in faces if min(f.box.w, f.box.h) >= self.settings.min_face_px]
 
     def _detect_at(self, image: ImageBGR, scale: float) -> list[Face]:
@@ -145,33 +151,75 @@ class YuNetDetector:
             self._yunet.setInputSize(size)
             self._size = size
         _, rows = self._yunet.detect(np.ascontiguousarray(resized))
-        if rows is None:
-            return []
-        sx, sy = width / size[0], height / size[1]
-        faces = []
-        for row in rows:
-            points = tuple(
-                (float(row[4 + 2 * i]) * sx, float(row[5 + 2 * i]) * sy) for i in range(_LANDMARKS)
-            )
-            faces.append(
-                Face(
-                    box=_edgeface_box(points),
-                    # OpenCV's order is the ArcFace template's: the eye on the image's left, the
-                    # other eye, nose tip, the mouth corner on the image's left, the other.
-                    keypoints=points,
-                    score=float(row[-1]),
-                    landmarks=points,
-                )
-            )
-        return faces
+        return _decode(rows, width / size[0], height / size[1], 0.0, 0.0)
+
+    def _refined(self, image: ImageBGR, face: Face) -> Face:
+        """`face` with landmarks and box from a second look at it in a REFINE_INPUT crop.
+
+        The score stays the first pass's (the threshold was measured on it); a crop where the
+        face is not found again leaves it as it was.
+        """
+        box = face.box
+        side = max(1, round(REFINE_CONTEXT * max(box.w, box.h)))
+        x0 = round(box.x + box.w / 2 - side / 2)
+        y0 = round(box.y + box.h / 2 - side / 2)
+        crop = _square_crop(image, x0, y0, side)
+        shrinking = side > REFINE_INPUT
+        crop = cv2.resize(
+            crop,
+            (REFINE_INPUT, REFINE_INPUT),
+            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+        )
+        _, rows = self._refiner.detect(crop)
+        unit = side / REFINE_INPUT
+        again = _decode(rows, unit, unit, float(x0), float(y0))
+        if not again:
+            return face
+        best = max(again, key=lambda f: f.box.iou(box))
+        if best.box.iou(box) < 0.3:
+            return face
+        return Face(best.box, best.keypoints, face.score, best.landmarks)
 
 
-def _edgeface_box(points: tuple[tuple[float, float], ...]) -> Box:
-    """The square, BlazeFace-like face box the crop geometry expects, from YuNet's landmarks."""
-    p = np.asarray(points, dtype=np.float64)
-    eyes, mouth = (p[0] + p[1]) / 2, (p[3] + p[4]) / 2
-    side = BOX_FROM_EYES_TO_MOUTH * float(np.linalg.norm(mouth - eyes))
-    side += BOX_FROM_EYE_TO_EYE * float(np.linalg.norm(p[1] - p[0]))
-    cx, cy = p.mean(axis=0)
-    cy -= BOX_RISE * side
-    return Box(float(cx) - side / 2, float(cy) - side / 2, side, side)
+def _square_crop(image: ImageBGR, x0: int, y0: int, side: int) -> ImageBGR:
+    """The side x side square at (x0, y0), black where it leaves the image."""
+    inside = image[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)]
+    return cv2.copyMakeBorder(
+        inside,
+        max(0, -y0),
+        side - inside.shape[0] - max(0, -y0),
+        max(0, -x0),
+        side - inside.shape[1] - max(0, -x0),
+        cv2.BORDER_CONSTANT,
+        value=(0, 0, 0),
+    )
+
+
+def _decode(rows: np.ndarray | None, sx: float, sy: float, dx: float, dy: float) -> list[Face]:
+    """OpenCV's rows (box, five landmarks, score) as faces; image = input x (sx, sy) + (dx, dy)."""
+    if rows is None:
+        return []
+    faces = []
+    for row in rows:
+        points = tuple(
+            (float(row[4 + 2 * i]) * sx + dx, float(row[5 + 2 * i]) * sy + dy)
+            for i in range(_LANDMARKS)
+        )
+        x, y, w, h = (float(v) for v in row[:4])
+        faces.append(
+            Face(
+                box=_edgeface_box(x * sx + dx, y * sy + dy, w * sx, h * sy),
+                # OpenCV's order is the ArcFace template's: the eye on the image's left, the
+                # other eye, nose tip, the mouth corner on the image's left, the other.
+                keypoints=points,
+                score=float(row[-1]),
+                landmarks=points,
+            )
+        )
+    return faces
+
+
+def _edgeface_box(x: float, y: float, w: float, h: float) -> Box:
+    """YuNet's box as the square, BlazeFace-sized box the crop geometry expects (BOX_SIDE)."""
+    side = BOX_SIDE * max(w, h)
+    return Box(x + w / 2 - side / 2, y + h / 2 - side / 2, side, side)
