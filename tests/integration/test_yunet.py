@@ -169,3 +169,22 @@ def test_tiles_are_not_used_with_yunet():
     analyzer = FaceAnalyzer.from_config(parse_config({"detection": {"tiles": "on"}}))
     assert analyzer.frame_detector.tile_detector is None
     assert analyzer.frame_detector.plan(1920, 1080) == (Rect(0, 0, 1920, 1080), [])
+
+
+def test_a_face_gets_the_same_box_in_a_photo_and_in_its_smaller_copies(defaults, astronaut_bgr):
+    """Landmarks and box come from a second, closer look: the crop of one face must hardly change
+    with the size of the picture it is in (its embedding would). Measured: median deviation 2 %
+    of the face with the second look, 5 % without."""
+    (big,) = defaults.detect(astronaut_bgr)
+    deviations = []
+    for scale in np.linspace(0.4, 0.95, 12):
+        (small,) = defaults.detect(cv2.resize(astronaut_bgr, None, fx=scale, fy=scale))
+        b = Box(small.box.x / scale, small.box.y / scale, small.box.w / scale, small.box.h / scale)
+        deviations.append(
+            max(
+                abs(b.w / big.box.w - 1),
+                abs(b.x - big.box.x) / big.box.w,
+                abs(b.y - big.box.y) / big.box.w,
+            )
+        )
+    assert float(np.median(deviations)) < 0.035, deviations
