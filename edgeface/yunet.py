@@ -2,8 +2,9 @@
 
 Owns: choosing the scales an image is searched at (the finest so that the smallest wanted face
 reaches the size YuNet still finds, coarser ones so that a face filling the image fits its
-largest anchors), running YuNet at each, mapping boxes and the five landmarks back to image
-pixels, and merging the duplicates a face leaves at neighbouring scales.
+largest anchors), running YuNet at each, merging the duplicates a face leaves at neighbouring
+scales, looking at each face again in a crop around it for precise landmarks, and mapping boxes
+and the five landmarks back to image pixels.
 Never: reads images, knows about regions of interest, tracking or alignment.
 
 YuNet is fully convolutional (strides 8, 16 and 32; OpenCV pads the input to a multiple of 32),
@@ -56,7 +57,7 @@ BOX_SIDE = 0.886
 # REFINE_INPUT px (the face then spans ~96 px): its landmarks, and the box built from them, come
 # from there. Landmarks of a face found at 20-40 input px move by a pixel or two of input, which
 # at 2-4 image px per input px made the crops of one face differ by 10 % between a photo and its
-# 0.7x copy. Costs 31 M multiply-adds per face found (the embedder spends 50x that on it).
+# 0.7x copy. Costs 31 M multiply-adds per face found (FaceNet spends 45x that on the face).
 REFINE_INPUT = 192
 REFINE_CONTEXT = 2.0
 # OpenCV's own candidate cap; far above any real scene.
