@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from edgeface.yunet import COARSEST_SIDE, SMALLEST_INPUT_FACE, search_scales
@@ -20,6 +22,6 @@ def test_a_1080p_frame_adds_a_pass_where_a_frame_high_face_fits() -> None:
 def test_images_are_never_enlarged_and_big_photos_end_within_range() -> None:
     scales = search_scales(6000, 4000, 8)
     assert scales[0] == 1.0
-    assert all(a > b for a, b in zip(scales, scales[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(scales))
     assert 4000 * scales[-1] <= COARSEST_SIDE * 1.01
     assert search_scales(100, 80, 40) == [0.5]
