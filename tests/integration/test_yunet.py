@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import daemon_support as support
 import numpy as np
 import pytest
 
@@ -88,6 +89,30 @@ def test_defaults_find_40_to_120px_faces_across_a_1080p_frame_camera_path(defaul
     assert all(len(refs) >= 20 for _, refs in composed)
     found = [[f.box for f in defaults.detect_frame(image)] for image, _ in composed]
     assert _recall(composed, found) >= 0.9
+
+
+def test_the_daemon_reports_them_from_a_1080p_camera(
+    composed, tmp_path, mosquitto, recorder_factory
+):
+    """The real daemon on a 1080p video of one composed frame: an `unknown` event per face (the
+    gallery is empty), where the face is, and none anywhere else."""
+    image, faces = composed[0]
+    video = tmp_path / "scene.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (1920, 1080))
+    for _ in range(8):
+        writer.write(image)
+    writer.release()
+    (tmp_path / "gallery").mkdir()
+    recorder = recorder_factory(mosquitto, f"edgeface/{support.DEVICE}/events")
+    config = support.write_config(
+        tmp_path, video, tmp_path / "gallery", mosquitto.port, camera={"loop": False}
+    )
+    result = support.run_daemon(config, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = [json.loads(p) for p in recorder.payloads(f"edgeface/{support.DEVICE}/events")]
+    boxes = [Box(*e["box"]) for e in events if e["type"] == "unknown"]
+    assert _recall([(image, faces)], [boxes]) >= 0.9
+    assert all(any(found_by(f, [b]) for f in faces) for b in boxes), "an event off any face"
 
 
 def test_identify_finds_them_too(defaults, composed, tmp_path):
