@@ -29,10 +29,10 @@ from edgeface.errors import EdgefaceError
 from edgeface.regions import merge_faces
 from edgeface.types import Box, Face, ImageBGR
 
-# Input pixels the smallest wanted face is shrunk to. Measured (README "Detection") on real faces
-# pasted at 40-120 px into the 1080p no-face scenes: 270 LFW faces were all found at 16 and at
-# 20 px; scikit-image's astronaut at 40-60 px scored lower (found at score 0.7: 62 % at 16 px,
-# 90 % at 20 px).
+# Input pixels the smallest wanted face is shrunk to. Measured (README "Distant faces") on real
+# faces pasted at 40-120 px into the 1080p no-face scenes: of faces2's LFW faces (two draws of
+# 240 and 270) 98.9-100 % were found at 16 and at 20 px; scikit-image's astronaut at 40-60 px
+# scored lower (found at score 0.7: 62 % at 16 px, 90 % at 20 px).
 SMALLEST_INPUT_FACE = 20.0
 # A face is at most about as large as the image's shorter side. Passes are added, each
 # PYRAMID_STEP times coarser, until that side fits this many input pixels: a face filling the
@@ -41,8 +41,8 @@ COARSEST_SIDE = 256
 # Each pass finds faces of ~14 to ~256 input px; a factor of 4 between passes overlaps them.
 PYRAMID_STEP = 4.0
 # The score a face must reach unless recognition.detector_min_score says otherwise: the highest
-# false face on the no-face scenes (`edgeface.noface`, 1080p and 640x480) scored 0.67; at 0.75
-# the faces above were found as at 0.7 (LFW 100 %, astronaut 98 %).
+# false face on the no-face scenes (`edgeface.noface`, 1080p and 640x480) scored 0.66-0.67; at
+# 0.75 the faces above were found as at 0.7 (LFW 100 %, astronaut 98 %).
 DEFAULT_MIN_SCORE = 0.75
 # Multiply-adds per input pixel, from the published 86 M at 320x320 (OpenCV Zoo's table).
 MACS_PER_PIXEL = 86e6 / (320 * 320)
@@ -54,8 +54,7 @@ MACS_PER_PIXEL = 86e6 / (320 * 320)
 # MS-Celeb FaceNet on faces2: `edgeface eval` missed 3-5 of 142 enrolled photos either way.)
 BOX_SIDE = 0.886
 # Each face found is looked at again in a square crop of REFINE_CONTEXT times its box, scaled to
-# REFINE_INPUT px (the face then spans ~96 px): its landmarks, and the box built from them, come
-# from there. Landmarks of a face found at 20-40 input px move by a pixel or two of input, which
+# REFINE_INPUT px (the face then spans ~96 px): its landmarks and box come from there. Landmarks of a face found at 20-40 input px move by a pixel or two of input, which
 # at 2-4 image px per input px made the crops of one face differ by 10 % between a photo and its
 # 0.7x copy. Costs 31 M multiply-adds per face found (FaceNet spends 45x that on the face).
 REFINE_INPUT = 192
@@ -90,8 +89,9 @@ class YuNetDetector:
     """Runs YuNet on BGR images and returns faces with five landmarks, in image pixels.
 
     `settings.search_face_px` is the smallest face the search is made to find; faces below
-    `settings.min_face_px` are dropped. One OpenCV detector object, resized when the input size
-    changes (a camera's frames all share one size, so that happens once per scale).
+    `settings.min_face_px` are dropped. Two OpenCV detector objects: the search's, resized when
+    the input size changes (a camera's frames share one size, so rarely), and the second look's,
+    always REFINE_INPUT square.
     """
 
     def __init__(self, path: Path, settings: DetectorSettings | None = None) -> None:
