@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeface.align import ALIGNMENT_VERSION, AlignSettings, align_face
-from edgeface.config import CameraConfig, Config, ConfigError
-from edgeface.detect import ANCHOR_SPECS, BlazeFaceDetector, DetectorSettings
+from edgeface.config import CameraConfig, Config
+from edgeface.detect import BlazeFaceDetector, DetectorSettings, FaceDetector
+from edgeface.detectors import default_min_score, load_detector
 from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
-from edgeface.models import ModelSpec
 from edgeface.models.fallback import load_float_instead
-from edgeface.regions import FrameDetector, RegionSettings
+from edgeface.regions import AUTO_TILE_FACTOR, FrameDetector, RegionSettings
 from edgeface.roles import check_loaded, locate
 from edgeface.runtime import TFLiteModel
 from edgeface.types import AlignedFace, Embedding, Face, ImageBGR
+from edgeface.yunet import YuNetDetector
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class FaceAnalyzer:
 
     def __init__(
         self,
-        detector: BlazeFaceDetector,
+        detector: FaceDetector,
         embedder: FaceNetEmbedder,
         align_settings: AlignSettings,
         model_name: str,
@@ -90,16 +91,15 @@ class FaceAnalyzer:
                 emb_model = TFLiteModel(emb_path, threads)
         check_loaded("models.embedder", cfg.models.embedder, emb_model)
         settings = DetectorSettings(
-            min_score=cfg.recognition.detector_min_score,
+            min_score=(
+                default_min_score(det_path)
+                if cfg.recognition.detector_min_score is None
+                else cfg.recognition.detector_min_score
+            ),
             min_face_px=cfg.recognition.min_face_px,
+            search_face_px=cfg.detection.min_face_px,
         )
-        detector = blazeface(
-            "models.detector",
-            cfg.models.detector,
-            TFLiteModel(det_path, threads),
-            det_spec,
-            settings,
-        )
+        detector = load_detector(det_path, det_spec, settings, threads)
         name = f"{Path(cfg.models.detector).stem}+{emb_name}"
         return cls(
             detector,
@@ -139,17 +139,42 @@ class FaceAnalyzer:
 
 def frame_detector(
     cfg: Config,
-    detector: BlazeFaceDetector,
+    detector: FaceDetector,
     cache: Path | None,
     settings: DetectorSettings,
     camera: CameraConfig | None = None,
 ) -> FrameDetector:
     """The frame search of `camera` (default: the first camera of `cfg`); the tile model is
-    loaded only if tiles can run."""
+    loaded only if tiles can run.
+
+    Tiles serve BlazeFace only: YuNet already searches the whole region at the resolution
+    `detection.min_face_px` asks for, so `detection.tiles` is ignored with it (logged).
+    """
     camera = camera or cfg.camera
     det = cfg.detection_for(camera)
-    regions = RegionSettings(camera.roi, det.tiles, det.tile_size, det.max_tiles)
-    tile_detector = detector
+    if not isinstance(detector, BlazeFaceDetector):
+        if det.tiles != "off":
+            log.warning(
+                "detection.tiles: %s ignored: %s searches the whole frame at the resolution"
+                " detection.min_face_px (%d) asks for",
+                det.tiles,
+                cfg.models.detector,
+                det.min_face_px,
+            )
+        if isinstance(detector, YuNetDetector):
+            # A camera's own detection.min_face_px sets its search size.
+            search = dataclasses.replace(detector.settings, search_face_px=det.min_face_px)
+            if search != detector.settings:
+                detector = detector.with_settings(search)
+        return FrameDetector(detector, None, RegionSettings(camera.roi, "off"))
+    regions = RegionSettings(
+        camera.roi,
+        det.tiles,
+        det.tile_size,
+        det.max_tiles,
+        round(AUTO_TILE_FACTOR * detector.input_size),
+    )
+    tile_detector: FaceDetector = detector
     if det.tiles != "off":
         path, spec = locate("detection.tile_detector", det.tile_detector, cache)
         # A tile without a face is common and not a portrait: no padded retry.
@@ -158,22 +183,7 @@ def frame_detector(
             retry_padded=False,
             min_score=max(settings.min_score, det.tile_min_score),
         )
-        model = TFLiteModel(path, cfg.runtime.num_threads)
-        tile_detector = blazeface(
-            "detection.tile_detector", det.tile_detector, model, spec, tile_settings
+        tile_detector = load_detector(
+            path, spec, tile_settings, cfg.runtime.num_threads, "detection.tile_detector"
         )
     return FrameDetector(detector, tile_detector, regions)
-
-
-def blazeface(
-    key: str, name: str, model: TFLiteModel, spec: ModelSpec | None, settings: DetectorSettings
-) -> BlazeFaceDetector:
-    """The detector for config `key`; a raw .tflite file must have BlazeFace's tensors."""
-    check_loaded(key, name, model)
-    # A raw file's anchors follow from its input size (128: short range, 192: full range).
-    short = model.input_shape[1] == ANCHOR_SPECS["short"].input_size
-    anchors = spec.anchors if spec and spec.anchors else ("short" if short else "full")
-    try:
-        return BlazeFaceDetector(model, anchors, settings)
-    except ValueError as exc:
-        raise ConfigError(f"{key}: {name}: {exc}") from None

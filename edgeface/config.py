@@ -76,15 +76,19 @@ class GalleryConfig:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    detector: str = "blazeface-full"
+    detector: str = "yunet"
     embedder: str = "facenet-msceleb-dynamic"
     cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    """The tile pass for small faces in large camera frames (`edgeface.regions`)."""
+    """How camera frames are searched: resolution (YuNet) and the tile pass (BlazeFace)."""
 
+    # The smallest face (px, in frame pixels) camera frames and photos are searched for: YuNet
+    # shrinks each image so such a face still spans 14 px of its input. Lower finds smaller
+    # faces at more cost (cost grows with 1/min_face_px^2). BlazeFace's input is fixed (tiles).
+    min_face_px: int = field(default=40, metadata=_range(8, 10000))
     # Off by default: tiles find more faces and also more false ones (below), and a false face
     # becomes an `unknown` event; turn them on with a camera.roi where faces are far away.
     tiles: Literal["off", "auto", "on"] = "off"
@@ -127,7 +131,8 @@ class RecognitionConfig:
     # A match closer than this to the runner-up person is uncertain, not a name.
     ambiguity_margin: float = field(default=0.1, metadata=_range(0, 2))
     min_face_px: int = field(default=32, metadata=_range(8, 10000))
-    detector_min_score: float = field(default=0.5, metadata=_range(0.01, 1))
+    # None: the detector's own, measured on no-face scenes (blazeface 0.5, yunet 0.7).
+    detector_min_score: float | None = field(default=None, metadata=_range(0.01, 1))
     margin: float = field(default=0.2, metadata=_range(0, 2))
 
 
@@ -516,8 +521,10 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
     tls = cfg.mqtt.tls
     models = cfg.models
 
+    from edgeface.models import MODEL_SUFFIXES  # .tflite (BlazeFace, FaceNet), .onnx (YuNet)
+
     def resolve_model(value: str) -> str:
-        return (resolve(value) or value) if value.endswith(".tflite") else value
+        return (resolve(value) or value) if value.endswith(MODEL_SUFFIXES) else value
 
     return dataclasses.replace(
         cfg,

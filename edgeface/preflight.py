@@ -3,9 +3,9 @@
 Owns: `edgeface config check` beyond the file's own syntax: the MQTT password (file readable,
 environment variable set) and the TLS certificate files when MQTT is enabled, and each model key
 (`models.detector`, `models.embedder`, `detection.tile_detector`): a manifest name whose `kind`
-fits the key (`edgeface.roles`), or an existing .tflite file. It calls the same functions the
+fits the key (`edgeface.roles`), or an existing .tflite (or YuNet .onnx) file. It calls the same functions the
 daemon uses, so a config that passes here is not refused by the daemon for these reasons. Never:
-loads a model (a raw .tflite file's role is checked by the daemon once loaded), opens a socket
+loads a model (a raw model file's role is checked by the daemon once loaded), opens a socket
 or a camera; a model that is known but not built yet is a note, not an error. Also says which
 cameras the daemon will run (`camera:` is one; `cameras:` lists several run by one daemon),
 without the credentials a stream URL may hold.

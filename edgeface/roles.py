@@ -16,7 +16,7 @@ from typing import Any
 
 from edgeface.config import ConfigError
 from edgeface.errors import EdgefaceError
-from edgeface.models import ModelSpec, find_model, load_manifest
+from edgeface.models import MODEL_SUFFIXES, ModelSpec, find_model, load_manifest
 
 # Every config key that names a model, with the manifest `kind` it must have.
 MODEL_ROLES = {
@@ -29,8 +29,8 @@ _DETECTOR_OUTPUT_WIDTHS = {16, 1}
 
 
 def is_model_file(name: str) -> bool:
-    """A path to a .tflite file rather than a manifest name."""
-    return name.endswith(".tflite")
+    """A path to a model file (.tflite, or YuNet's .onnx) rather than a manifest name."""
+    return name.endswith(MODEL_SUFFIXES)
 
 
 def check_role(key: str, name: str) -> ModelSpec | None:
