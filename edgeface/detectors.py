@@ -49,4 +49,3 @@ def load_detector(
 def default_min_score(path: Path) -> float:
     """The score a face must reach with this detector unless the config sets one."""
     return YUNET_MIN_SCORE if path.suffix == ".onnx" else BLAZEFACE_MIN_SCORE
-

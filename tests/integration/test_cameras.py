@@ -144,26 +144,32 @@ def test_two_cameras_one_daemon_each_keeps_going_when_the_other_is_down(
     assert "Traceback" not in daemon.log()
 
 
-def test_each_camera_searches_its_frames_with_its_own_roi_and_detection(analyzer: Any) -> None:
+def test_each_camera_searches_its_frames_with_its_own_roi_and_detection() -> None:
+    from edgeface.analyzer import FaceAnalyzer
     from edgeface.config import parse_config
 
-    cfg = parse_config(
+    cameras = [
+        {"name": "door", "source": "0"},
         {
-            "cameras": [
-                {"name": "door", "source": "0"},
-                {
-                    "name": "garage",
-                    "source": "1",
-                    "roi": [0.5, 0, 0.5, 1],
-                    "detection": {"tiles": "on", "tile_size": 200},
-                },
-            ]
-        }
-    )
+            "name": "garage",
+            "source": "1",
+            "roi": [0.5, 0, 0.5, 1],
+            "detection": {"tiles": "on", "tile_size": 200, "min_face_px": 80},
+        },
+    ]
+    # Tiles are BlazeFace's.
+    cfg = parse_config({"cameras": cameras, "models": {"detector": "blazeface-full"}})
     door, garage = cfg.all_cameras
+    analyzer = FaceAnalyzer.from_config(cfg)
     search = analyzer.camera_detector(cfg, garage)
     assert search.settings.roi == (0.5, 0, 0.5, 1)
     assert (search.settings.tiles, search.settings.tile_size) == ("on", 200)
     assert search.tile_detector is not search.detector  # the short-range tile model
     plain = analyzer.camera_detector(cfg, door)
     assert plain.settings.roi is None and plain.settings.tiles == "off"
+    # YuNet's search size follows the camera's own detection.min_face_px.
+    cfg = parse_config({"cameras": cameras, "models": {"detector": "yunet"}})
+    analyzer = FaceAnalyzer.from_config(cfg)
+    searches = [analyzer.camera_detector(cfg, camera) for camera in cfg.all_cameras]
+    assert [s.detector.settings.search_face_px for s in searches] == [40, 80]
+    assert searches[1].settings.roi == (0.5, 0, 0.5, 1)

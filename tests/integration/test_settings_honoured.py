@@ -166,8 +166,9 @@ def test_model_in_the_wrong_role_is_refused_by_check_and_run(
     tmp_path: Path, section: str, key: str, value: str, expected: str
 ) -> None:
     doc: dict[str, Any] = {section: {key: value}, "camera": {"source": str(tmp_path / "none")}}
-    if section == "detection":
+    if section == "detection":  # tiles are BlazeFace's
         doc["detection"]["tiles"] = "on"
+        doc["models"] = {"detector": "blazeface-full"}
     config = config_file(tmp_path, doc)
     one_error_line(edgeface("config", "check", config), expected)
     one_error_line(edgeface("run", "--config", config), expected)
