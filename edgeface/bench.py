@@ -25,10 +25,9 @@ import cv2
 import numpy as np
 
 from edgeface.align import align_face
-from edgeface.analyzer import FaceAnalyzer
+from edgeface.analyzer import FaceAnalyzer, open_embedder
 from edgeface.config import Config
 from edgeface.detection_bench import bench_detection, format_detection
-from edgeface.embed import FaceNetEmbedder
 from edgeface.errors import EdgefaceError
 from edgeface.footprint import format_footprint
 from edgeface.gallery.matcher import Matcher, Thresholds
@@ -290,14 +289,16 @@ def bench_embedders(
     """Each embedder on the same crops, interleaved round by round, so that a machine slowing
     down or speeding up mid-run affects all of them alike; the ratios are to the first one."""
     cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
-    models = {
-        name: FaceNetEmbedder(TFLiteModel(find_model(name, cache)[0], cfg.runtime.num_threads))
-        for name in embedders
+    models = {name: open_embedder(name, cache, cfg.runtime.num_threads) for name in embedders}
+    # Each model at its own input size (112 for SFace, 160 for FaceNet): the cost is per face.
+    sized = {
+        name: [cv2.resize(c, (e.input_size, e.input_size)) for c in crops]
+        for name, e in models.items()
     }
     samples: dict[str, list[float]] = {name: [] for name in embedders}
     for _ in range(rounds):
         for name, embedder in models.items():
-            for crop in crops:
+            for crop in sized[name]:
                 start = time.perf_counter()
                 embedder.embed(crop)
                 samples[name].append(time.perf_counter() - start)

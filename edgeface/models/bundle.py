@@ -32,7 +32,7 @@ import numpy as np
 from edgeface import __version__
 from edgeface.align import align_face
 from edgeface.detect import BlazeFaceDetector
-from edgeface.embed import FaceNetEmbedder
+from edgeface.embed import Embedder
 from edgeface.errors import EdgefaceError
 from edgeface.models import (
     Manifest,
@@ -124,7 +124,7 @@ def _detector(spec: ModelSpec, cache_dir: Path | None) -> BlazeFaceDetector:
 def _golden(spec: ModelSpec, cache_dir: Path, scene: ImageBGR, crop: ImageBGR) -> list[float]:
     """An embedder's embedding of the crop, or a detector's best box in the scene."""
     if spec.kind == "embedder":
-        embedder = FaceNetEmbedder(TFLiteModel(model_file(spec, cache_dir)))
+        embedder = Embedder(TFLiteModel(model_file(spec, cache_dir)), spec.normalisation)
         return [float(v) for v in embedder.embed(crop)]
     faces = _detector(spec, cache_dir).detect(scene)
     if not faces:
