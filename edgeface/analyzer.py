@@ -16,12 +16,13 @@ from pathlib import Path
 
 from edgeface.align import AlignSettings, align_face
 from edgeface.config import Config
-from edgeface.detect import BlazeFaceDetector, DetectorSettings
+from edgeface.detect import BlazeFaceDetector, DetectorSettings, FaceDetector
+from edgeface.detectors import load_detector
 from edgeface.embed import Embedder
 from edgeface.errors import EdgefaceError
 from edgeface.models import ModelSpec, find_model
 from edgeface.models.fallback import load_float_instead
-from edgeface.regions import FrameDetector, RegionSettings
+from edgeface.regions import AUTO_TILE_FACTOR, FrameDetector, RegionSettings
 from edgeface.runtime import TFLiteModel
 from edgeface.types import AlignedFace, Embedding, Face, ImageBGR
 
@@ -46,7 +47,7 @@ class FaceAnalyzer:
 
     def __init__(
         self,
-        detector: BlazeFaceDetector,
+        detector: FaceDetector,
         embedder: Embedder,
         align_settings: AlignSettings,
         model_name: str,
@@ -73,7 +74,6 @@ class FaceAnalyzer:
         det_path, det_spec = find_model(cfg.models.detector, cache)
         emb_path, emb_spec = find_model(cfg.models.embedder, cache)
         emb_name = Path(cfg.models.embedder).stem
-        anchors = det_spec.anchors if det_spec and det_spec.anchors else _guess_anchors(det_path)
         delegate = cfg.runtime.delegate
         threads = cfg.runtime.num_threads
         try:
@@ -89,8 +89,9 @@ class FaceAnalyzer:
         settings = DetectorSettings(
             min_score=cfg.recognition.detector_min_score,
             min_face_px=cfg.recognition.min_face_px,
+            search_face_px=cfg.detection.min_face_px,
         )
-        detector = BlazeFaceDetector(TFLiteModel(det_path, threads), anchors, settings)
+        detector = load_detector(det_path, det_spec, settings, threads)
         name = f"{Path(cfg.models.detector).stem}+{emb_name}"
         return cls(
             detector,
@@ -134,26 +135,39 @@ def open_embedder(name_or_path: str, cache: Path | None, threads: int = 1) -> Em
 
 
 def frame_detector(
-    cfg: Config, detector: BlazeFaceDetector, cache: Path | None, settings: DetectorSettings
+    cfg: Config, detector: FaceDetector, cache: Path | None, settings: DetectorSettings
 ) -> FrameDetector:
-    """The camera-frame search of `cfg`; the tile model is loaded only if tiles can run."""
+    """The camera-frame search of `cfg`; the tile model is loaded only if tiles can run.
+
+    Tiles serve BlazeFace only: YuNet already searches the whole region at the resolution
+    `detection.min_face_px` asks for, so `detection.tiles` is ignored with it (logged).
+    """
     det = cfg.detection
-    regions = RegionSettings(cfg.camera.roi, det.tiles, det.tile_size, det.max_tiles)
-    tile_detector = detector
+    if not isinstance(detector, BlazeFaceDetector):
+        if det.tiles != "off":
+            log.warning(
+                "detection.tiles: %s ignored: %s searches the whole frame at the resolution"
+                " detection.min_face_px (%d) asks for",
+                det.tiles,
+                cfg.models.detector,
+                det.min_face_px,
+            )
+        return FrameDetector(detector, None, RegionSettings(cfg.camera.roi, "off"))
+    regions = RegionSettings(
+        cfg.camera.roi,
+        det.tiles,
+        det.tile_size,
+        det.max_tiles,
+        round(AUTO_TILE_FACTOR * detector.input_size),
+    )
+    tile_detector: FaceDetector = detector
     if det.tiles != "off":
         path, spec = find_model(det.tile_detector, cache)
-        anchors = spec.anchors if spec and spec.anchors else _guess_anchors(path)
         # A tile without a face is common and not a portrait: no padded retry.
         tile_settings = dataclasses.replace(
             settings,
             retry_padded=False,
             min_score=max(settings.min_score, det.tile_min_score),
         )
-        tile_detector = BlazeFaceDetector(
-            TFLiteModel(path, cfg.runtime.num_threads), anchors, tile_settings
-        )
+        tile_detector = load_detector(path, spec, tile_settings, cfg.runtime.num_threads)
     return FrameDetector(detector, tile_detector, regions)
-
-
-def _guess_anchors(path: Path) -> str:
-    return "short" if "short" in path.name else "full"

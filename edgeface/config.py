@@ -79,8 +79,12 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    """The tile pass for small faces in large camera frames (`edgeface.regions`)."""
+    """How camera frames are searched: resolution (YuNet) and the tile pass (BlazeFace)."""
 
+    # The smallest face (px, in frame pixels) camera frames and photos are searched for: YuNet
+    # shrinks each image so such a face still spans 14 px of its input. Lower finds smaller
+    # faces at more cost (cost grows with 1/min_face_px^2). BlazeFace's input is fixed (tiles).
+    min_face_px: int = field(default=40, metadata=_range(8, 10000))
     # Off by default: tiles find more faces and also more false ones (below), and a false face
     # becomes an `unknown` event; turn them on with a camera.roi where faces are far away.
     tiles: Literal["off", "auto", "on"] = "off"
@@ -419,7 +423,7 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
     models = cfg.models
 
     def resolve_model(value: str) -> str:
-        return (resolve(value) or value) if value.endswith(".tflite") else value
+        return (resolve(value) or value) if value.endswith((".tflite", ".onnx")) else value
 
     return dataclasses.replace(
         cfg,

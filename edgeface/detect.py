@@ -64,13 +64,38 @@ class InferenceModel(Protocol):
 
     def run(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]: ...
 
+    def multiply_accumulates(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class DetectorSettings:
+    """What the config asks of a detector; each detector uses the fields that apply to it."""
+
     min_score: float = 0.5
     nms_iou: float = 0.3
-    min_face_px: int = 20
-    retry_padded: bool = True
+    min_face_px: int = 20  # smaller faces are dropped
+    retry_padded: bool = True  # BlazeFace: a second pass on a padded canvas when none is found
+    # YuNet: the smallest face the search is made to find; it sets the resolution searched at.
+    # BlazeFace's input is fixed (192 or 128 px): tiles are its way to smaller faces.
+    search_face_px: int = 40
+
+
+class FaceDetector(Protocol):
+    """What the analyzer, the frame search and the bench need of a detector (BlazeFace, YuNet)."""
+
+    settings: DetectorSettings
+
+    def detect(self, image: ImageBGR) -> list[Face]:
+        """Faces in image pixels, largest first."""
+        ...
+
+    def with_settings(self, settings: DetectorSettings) -> FaceDetector:
+        """The same model with other thresholds."""
+        ...
+
+    def multiply_accumulates(self, width: int, height: int) -> int:
+        """Model work of one search of a width x height image (BlazeFace's retry not counted)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,17 @@ class BlazeFaceDetector:
     def input_size(self) -> int:
         """Side of the square the model sees, in pixels (192 full-range, 128 short-range)."""
         return self.spec.input_size
+
+    @property
+    def anchors_name(self) -> str:
+        return next(name for name, spec in ANCHOR_SPECS.items() if spec is self.spec)
+
+    def with_settings(self, settings: DetectorSettings) -> BlazeFaceDetector:
+        return BlazeFaceDetector(self.model, self.anchors_name, settings)
+
+    def multiply_accumulates(self, width: int, height: int) -> int:
+        """One pass whatever the image size: it is squeezed into the model's square input."""
+        return self.model.multiply_accumulates()
 
     def detect(self, image: ImageBGR) -> list[Face]:
         """All faces above the score and size thresholds, largest first.

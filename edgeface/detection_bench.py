@@ -81,9 +81,7 @@ def _search(cfg: Config, analyzer: FaceAnalyzer, **detection: Any) -> FrameDetec
 def passes_per_frame(search: FrameDetector, width: int, height: int, region_macs: int) -> float:
     """Model passes of one frame in multiply-accumulates (one region-detector pass over the
     whole frame = 1); a padded retry on an empty frame is not counted."""
-    _, tiles = search.plan(width, height)
-    tile_macs = search.tile_detector.model.multiply_accumulates()  # type: ignore[attr-defined]
-    return 1.0 + len(tiles) * tile_macs / region_macs
+    return search.multiply_accumulates(width, height) / region_macs
 
 
 def _score(search: FrameDetector, frames: list[tuple[ImageBGR, list[Box]]]) -> dict[str, Any]:
@@ -102,7 +100,7 @@ def _score(search: FrameDetector, frames: list[tuple[ImageBGR, list[Box]]]) -> d
 
 def bench_detection(cfg: Config, analyzer: FaceAnalyzer, video: Path) -> dict[str, Any]:
     """Each tile setting (with the configured ROI, if any) on composed and video frames."""
-    region_macs = analyzer.detector.model.multiply_accumulates()  # type: ignore[attr-defined]
+    region_macs = analyzer.detector.multiply_accumulates(640, 480)
     reference = _search(cfg, analyzer, tiles="on", tile_size=256, max_tiles=100_000)
     reference = FrameDetector(
         reference.detector,

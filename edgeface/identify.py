@@ -12,7 +12,6 @@ from typing import Any
 
 from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config
-from edgeface.detect import BlazeFaceDetector
 from edgeface.gallery.matcher import Matcher, Thresholds
 from edgeface.images import load_image
 from edgeface.types import Match
@@ -60,16 +59,12 @@ def explain_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher, cfg: Con
     image = load_image(path)
     lines.append(f"  decode: {image.shape[1]}x{image.shape[0]} pixels")
     settings = analyzer.detector.settings
-    unfiltered = BlazeFaceDetector(
-        analyzer.detector.model,
-        "short" if analyzer.detector.spec.input_size == 128 else "full",
-        dataclasses.replace(settings, min_face_px=0, min_score=min(settings.min_score, 0.3)),
+    unfiltered = analyzer.detector.with_settings(
+        dataclasses.replace(settings, min_face_px=0, min_score=min(settings.min_score, 0.3))
     )
     candidates = unfiltered.detect(image)
     if not candidates:
-        lines.append(
-            "  detect: no face found (not even at score 0.3, and also not on a padded canvas)"
-        )
+        lines.append("  detect: no face found (not even at score 0.3)")
         return "\n".join(lines)
     thresholds = matcher.thresholds
     for n, face in enumerate(candidates, 1):

@@ -11,7 +11,9 @@ Why tiles: BlazeFace finds a face reliably only when it spans about an eighth of
 input (24 of 192 px for the full-range model), so on a 1920x1080 frame squeezed into 192x192 a
 face must be about 240 px wide. The tile pass looks at `tile_size`-pixel squares of the region
 with the short-range model (a third of the full-range model's multiply-accumulates), where a
-40 px face spans a sixth of a 256 px tile (20 of the 128 px it is scaled to).
+40 px face spans a sixth of a 256 px tile (20 of the 128 px it is scaled to). YuNet needs no
+tiles: it searches the region at the resolution its smallest wanted face asks for
+(`edgeface.yunet`), so a frame searched with it has no tile detector.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from edgeface.types import Box, Face, ImageBGR
+
+if TYPE_CHECKING:
+    from edgeface.detect import FaceDetector
 
 TileMode = Literal["off", "auto", "on"]
 
@@ -37,13 +42,6 @@ MERGE_IOU = 0.3
 MERGE_INSIDE = 0.6
 # A box this close to a tile's inner edge may belong to a face the tile cuts.
 _EDGE_PX = 2.0
-
-
-class Detector(Protocol):
-    @property
-    def input_size(self) -> int: ...
-
-    def detect(self, image: ImageBGR) -> list[Face]: ...
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,9 @@ class RegionSettings:
     tiles: TileMode = "auto"
     tile_size: int = 256
     max_tiles: int = 12
+    # `auto` tiles a region whose longer side exceeds this: AUTO_TILE_FACTOR region-detector
+    # inputs (672 px for the 192 px full-range BlazeFace).
+    auto_tile_above: int = round(AUTO_TILE_FACTOR * 192)
 
 
 def resolve_roi(roi: Sequence[float] | None, width: int, height: int) -> Rect:
@@ -109,12 +110,12 @@ def tile_layout(region: Rect, tile_size: int, max_tiles: int) -> list[Rect]:
         tile = math.ceil(tile * 1.1)
 
 
-def wants_tiles(settings: RegionSettings, region: Rect, detector_input: int) -> bool:
+def wants_tiles(settings: RegionSettings, region: Rect) -> bool:
     if settings.tiles == "off":
         return False
     if settings.tiles == "on":
         return True
-    return max(region.w, region.h) > AUTO_TILE_FACTOR * detector_input
+    return max(region.w, region.h) > settings.auto_tile_above
 
 
 def shifted(face: Face, dx: float, dy: float) -> Face:
@@ -124,6 +125,9 @@ def shifted(face: Face, dx: float, dy: float) -> Face:
         box=Box(box.x + dx, box.y + dy, box.w, box.h),
         keypoints=tuple((x + dx, y + dy) for x, y in face.keypoints),
         score=face.score,
+        landmarks=None
+        if face.landmarks is None
+        else tuple((x + dx, y + dy) for x, y in face.landmarks),
     )
 
 
@@ -170,17 +174,23 @@ def merge_faces(region_faces: list[Face], tile_faces: list[tuple[Face, bool]]) -
 
 
 class FrameDetector:
-    """Finds faces in camera frames: the region of interest, then tiles when they pay."""
+    """Finds faces in camera frames: the region of interest, then tiles when they pay.
+
+    `tile_detector` None: no tile pass whatever the settings say (YuNet).
+    """
 
     def __init__(
-        self, detector: Detector, tile_detector: Detector, settings: RegionSettings
+        self,
+        detector: FaceDetector,
+        tile_detector: FaceDetector | None,
+        settings: RegionSettings,
     ) -> None:
         self.detector, self.tile_detector, self.settings = detector, tile_detector, settings
 
     def plan(self, width: int, height: int) -> tuple[Rect, list[Rect]]:
         """The region and the tiles a frame of this size is searched with."""
         region = resolve_roi(self.settings.roi, width, height)
-        if not wants_tiles(self.settings, region, self.detector.input_size):
+        if self.tile_detector is None or not wants_tiles(self.settings, region):
             return region, []
         return region, tile_layout(region, self.settings.tile_size, self.settings.max_tiles)
 
@@ -191,10 +201,20 @@ class FrameDetector:
         region_faces = [shifted(f, region.x, region.y) for f in found]
         tile_faces = []
         for tile in tiles:
+            assert self.tile_detector is not None  # plan() lays tiles only when there is one
             for found_in_tile in self.tile_detector.detect(_crop(image, tile)):
                 face = shifted(found_in_tile, tile.x, tile.y)
                 tile_faces.append((face, cut_by_tile(face.box, tile, region)))
         return merge_faces(region_faces, tile_faces)
+
+    def multiply_accumulates(self, width: int, height: int) -> int:
+        """Model work of searching one frame of this size (region pass plus tiles)."""
+        region, tiles = self.plan(width, height)
+        total = self.detector.multiply_accumulates(region.w, region.h)
+        for tile in tiles:
+            assert self.tile_detector is not None
+            total += self.tile_detector.multiply_accumulates(tile.w, tile.h)
+        return total
 
 
 def _crop(image: ImageBGR, rect: Rect) -> ImageBGR:

@@ -74,6 +74,8 @@ class ModelSpec:
     known_sha256: tuple[str, ...]
     anchors: str | None = None
     calibration: str | None = None
+    # What the cache holds and what runs it: "tflite" (the TFLite runtime) or "onnx" (OpenCV).
+    format: str = "tflite"
     operating_point: OperatingPoint | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # An embedder's crop geometry (edgeface.align.ALIGNMENTS): "box" or "five_point".
@@ -140,6 +142,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
             known_sha256=_digests(m.get("sha256")),
             anchors=m.get("anchors"),
             calibration=m.get("calibration"),
+            format=m.get("format", "tflite"),
             operating_point=OperatingPoint(**m["operating_point"])
             if "operating_point" in m
             else None,
@@ -170,12 +173,16 @@ def model_dir(spec: ModelSpec, cache_dir: Path | None = None) -> Path:
 
 
 def model_file(spec: ModelSpec, cache_dir: Path | None = None) -> Path:
-    return model_dir(spec, cache_dir) / "model.tflite"
+    return model_dir(spec, cache_dir) / f"model.{spec.format}"
+
+
+# A config value naming a model file rather than a manifest entry ends with one of these.
+MODEL_SUFFIXES = (".tflite", ".onnx")
 
 
 def find_model(name_or_path: str, cache_dir: Path | None = None) -> tuple[Path, ModelSpec | None]:
-    """Resolve a config value: a manifest name (built in the cache) or a .tflite path."""
-    if name_or_path.endswith(".tflite"):
+    """Resolve a config value: a manifest name (built in the cache) or a .tflite/.onnx path."""
+    if name_or_path.endswith(MODEL_SUFFIXES):
         path = Path(name_or_path)
         if not path.is_file():
             raise EdgefaceError(f"model file {path}: not found")

@@ -25,7 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edgeface.align import align_face
-from edgeface.detect import BlazeFaceDetector, letterbox
+from edgeface.detect import DetectorSettings, FaceDetector, letterbox
+from edgeface.detectors import load_detector
 from edgeface.embed import Embedder, l2_normalise, prewhiten
 from edgeface.errors import EdgefaceError
 from edgeface.images import IMAGE_SUFFIXES, load_image
@@ -111,7 +112,7 @@ def _packaged_faces(which: slice) -> list[ImageBGR]:
     return faces
 
 
-def _detected_faces(images: Iterator[ImageBGR], detector: BlazeFaceDetector) -> list[ImageBGR]:
+def _detected_faces(images: Iterator[ImageBGR], detector: FaceDetector) -> list[ImageBGR]:
     crops = []
     for image in images:
         for face in detector.detect(image)[:1]:
@@ -119,7 +120,7 @@ def _detected_faces(images: Iterator[ImageBGR], detector: BlazeFaceDetector) -> 
     return crops
 
 
-def face_set(detector: BlazeFaceDetector, gallery: Path | None = None) -> FaceSet:
+def face_set(detector: FaceDetector, gallery: Path | None = None) -> FaceSet:
     """Calibration faces: the user's gallery when given, otherwise faces a pip package ships."""
     if gallery is not None:
         paths = sorted(p for p in gallery.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -581,13 +582,12 @@ def build_model(
     return BuildResult(spec.name, out, digest, cached=False, note=note)
 
 
-def _reference_detector(manifest: Manifest, cache_dir: Path | None) -> BlazeFaceDetector:
+def _reference_detector(manifest: Manifest, cache_dir: Path | None) -> FaceDetector:
     spec = manifest.get(manifest.defaults["detector"])
     path = model_file(spec, cache_dir)
     if not path.is_file():
         build_model(spec, manifest, cache_dir)
-    assert spec.anchors is not None
-    return BlazeFaceDetector(TFLiteModel(path), spec.anchors)
+    return load_detector(path, spec, DetectorSettings())
 
 
 def build_all(
@@ -699,7 +699,7 @@ EMBEDDER_RECIPES = {
 }
 
 
-def validation_faces(detector: BlazeFaceDetector) -> list[ImageBGR]:
+def validation_faces(detector: FaceDetector) -> list[ImageBGR]:
     from skimage import data as skdata
 
     astronaut = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
@@ -748,7 +748,10 @@ def verify_models(cache_dir: Path | None = None) -> list[VerifyRow]:
             continue
         checksum = _checksum_state(spec, sha256_file(path))
         try:
-            model = TFLiteModel(path)
+            if spec.kind == "detector":
+                built_detector = load_detector(path, spec, DetectorSettings())
+            else:
+                model = TFLiteModel(path)
         except EdgefaceError as exc:
             rows.append(VerifyRow(spec.name, True, checksum, False, "-", str(exc)))
             continue
@@ -771,11 +774,9 @@ def verify_models(cache_dir: Path | None = None) -> list[VerifyRow]:
             )
             problem = "" if cosine.min() >= 0.9 else "embeddings disagree with the float reference"
         else:
-            assert spec.anchors is not None
-            source_detector = BlazeFaceDetector(
-                TFLiteModel(locate_source(spec.source, cache_dir)), spec.anchors
+            source_detector = load_detector(
+                locate_source(spec.source, cache_dir), spec, DetectorSettings()
             )
-            built_detector = BlazeFaceDetector(model, spec.anchors)
             if detector_scenes is None:
                 detector_scenes = [cv2.cvtColor(c, cv2.COLOR_RGB2BGR) for c in faces]
                 detector_scenes += validation_scenes()
@@ -818,7 +819,7 @@ def validation_scenes() -> list[ImageBGR]:
 
 
 def _detector_agreement(
-    source: BlazeFaceDetector, built: BlazeFaceDetector, images: list[ImageBGR]
+    source: FaceDetector, built: FaceDetector, images: list[ImageBGR]
 ) -> tuple[str, str]:
     """Box IoU of the largest face where both models find one, and how often only one does.
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from edgeface import __version__
 from edgeface.align import align_face
-from edgeface.detect import BlazeFaceDetector
+from edgeface.detect import DetectorSettings, FaceDetector
+from edgeface.detectors import load_detector
 from edgeface.embed import Embedder
 from edgeface.errors import EdgefaceError
 from edgeface.models import (
@@ -116,9 +117,8 @@ def _golden_inputs(manifest: Manifest, cache_dir: Path | None) -> tuple[ImageBGR
     return scene, align_face(scene, faces[0]).crop_rgb
 
 
-def _detector(spec: ModelSpec, cache_dir: Path | None) -> BlazeFaceDetector:
-    assert spec.anchors is not None
-    return BlazeFaceDetector(TFLiteModel(model_file(spec, cache_dir)), spec.anchors)
+def _detector(spec: ModelSpec, cache_dir: Path | None) -> FaceDetector:
+    return load_detector(model_file(spec, cache_dir), spec, DetectorSettings())
 
 
 def _golden(spec: ModelSpec, cache_dir: Path, scene: ImageBGR, crop: ImageBGR) -> list[float]:

@@ -1,0 +1,144 @@
+"""Face detection with OpenCV Zoo's YuNet (2023mar) through `cv2.FaceDetectorYN`.
+
+Owns: choosing the scales an image is searched at (the finest so that the smallest wanted face
+reaches the size YuNet still finds, coarser ones so that a face filling the image fits its
+largest anchors), running YuNet at each, mapping boxes and the five landmarks back to image
+pixels, and merging the duplicates a face leaves at neighbouring scales.
+Never: reads images, knows about regions of interest, tracking or alignment.
+
+YuNet is fully convolutional (strides 8, 16 and 32; OpenCV pads the input to a multiple of 32),
+so it takes any input size; its cost grows with the pixels it sees, about 840 multiply-adds per
+input pixel (86 M at 320x320). Measured on scikit-image's astronaut pasted at known sizes (OpenCV
+5.1): faces from 10 px of input are found, faces above about 250 px come with part-of-face boxes
+and above 450 px are missed. A search therefore shrinks the image so that its smallest wanted
+face spans `SMALLEST_INPUT_FACE` px (never enlarges it), and adds coarser passes, each
+`PYRAMID_STEP` times smaller, until the whole image fits `COARSEST_SIDE` px.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeface.detect import DetectorSettings
+from edgeface.errors import EdgefaceError
+from edgeface.regions import merge_faces
+from edgeface.types import Box, Face, ImageBGR
+
+# Input pixels the smallest wanted face is shrunk to (README "Detection": where recall holds on
+# real 40-120 px faces in 1080p frames).
+SMALLEST_INPUT_FACE = 14.0
+# The coarsest pass sees the whole image in this many pixels (its longer side), so a face that
+# fills the picture spans at most this much: inside the range YuNet finds cleanly.
+COARSEST_SIDE = 224
+# Neighbouring passes differ by at most this factor: each finds faces of 14 to ~250 input px, so
+# a factor of 4 leaves every face size well inside at least one pass.
+PYRAMID_STEP = 4.0
+# Multiply-adds per input pixel, from the published 86 M at 320x320 (OpenCV Zoo's table).
+MACS_PER_PIXEL = 86e6 / (320 * 320)
+# OpenCV's own candidate cap; far above any real scene.
+_TOP_K = 5000
+_LANDMARKS = 5
+
+
+def opencv_supports_yunet() -> bool:
+    """`cv2.FaceDetectorYN` with the 2023mar model's dynamic input: OpenCV 4.8 and later."""
+    major, minor = (int(p) for p in cv2.__version__.split(".")[:2])
+    return (major, minor) >= (4, 8) and hasattr(cv2, "FaceDetectorYN")
+
+
+def search_scales(width: int, height: int, smallest_face_px: float) -> list[float]:
+    """Scales (input px per image px) an image is searched at, finest first."""
+    longer = max(width, height)
+    scale = min(1.0, SMALLEST_INPUT_FACE / max(smallest_face_px, 1.0))
+    scales = [scale]
+    while longer * scale > COARSEST_SIDE * 1.01:
+        scale = max(scale / PYRAMID_STEP, COARSEST_SIDE / longer)
+        scales.append(scale)
+    return scales
+
+
+def _input_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class YuNetDetector:
+    """Runs YuNet on BGR images and returns faces with five landmarks, in image pixels.
+
+    `settings.search_face_px` is the smallest face the search is made to find; faces below
+    `settings.min_face_px` are dropped. One OpenCV detector object, resized when the input size
+    changes (a camera's frames all share one size, so that happens once per scale).
+    """
+
+    def __init__(self, path: Path, settings: DetectorSettings | None = None) -> None:
+        if not opencv_supports_yunet():
+            raise EdgefaceError(
+                f"model {path.name}: YuNet needs OpenCV 4.8 or later (cv2.FaceDetectorYN),"
+                f" this is {cv2.__version__}; pip install 'opencv-python-headless>=4.8'"
+            )
+        self.path = path
+        self.settings = settings or DetectorSettings()
+        try:
+            self._yunet = cv2.FaceDetectorYN.create(
+                str(path), "", (320, 320), self.settings.min_score, self.settings.nms_iou, _TOP_K
+            )
+        except cv2.error as exc:
+            raise EdgefaceError(f"model {path}: OpenCV cannot load it as YuNet ({exc})") from None
+        self._size = (320, 320)
+
+    def with_settings(self, settings: DetectorSettings) -> YuNetDetector:
+        """The same model with other thresholds (a fresh OpenCV object: it holds them)."""
+        return YuNetDetector(self.path, settings)
+
+    def multiply_accumulates(self, width: int, height: int) -> int:
+        """Model work to search one width x height image (inputs padded to multiples of 32)."""
+        total = 0.0
+        for scale in search_scales(width, height, self.settings.search_face_px):
+            w, h = _input_size(width, height, scale)
+            total += math.ceil(w / 32) * 32 * math.ceil(h / 32) * 32 * MACS_PER_PIXEL
+        return round(total)
+
+    def detect(self, image: ImageBGR) -> list[Face]:
+        """All faces above the score and size thresholds, largest first."""
+        height, width = image.shape[:2]
+        found = []
+        for scale in search_scales(width, height, self.settings.search_face_px):
+            found += self._detect_at(image, scale)
+        faces = merge_faces(found, [])
+        return [f for f in faces if min(f.box.w, f.box.h) >= self.settings.min_face_px]
+
+    def _detect_at(self, image: ImageBGR, scale: float) -> list[Face]:
+        height, width = image.shape[:2]
+        size = _input_size(width, height, scale)
+        if size == (width, height):
+            resized = image
+        else:
+            # Area averaging when shrinking: bilinear aliases textures into face-like patterns.
+            resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        if size != self._size:
+            self._yunet.setInputSize(size)
+            self._size = size
+        _, rows = self._yunet.detect(np.ascontiguousarray(resized))
+        if rows is None:
+            return []
+        sx, sy = width / size[0], height / size[1]
+        faces = []
+        for row in rows:
+            x, y, w, h = (float(v) for v in row[:4])
+            points = tuple(
+                (float(row[4 + 2 * i]) * sx, float(row[5 + 2 * i]) * sy) for i in range(_LANDMARKS)
+            )
+            faces.append(
+                Face(
+                    box=Box(x * sx, y * sy, w * sx, h * sy),
+                    # OpenCV's order is the ArcFace template's: the eye on the image's left, the
+                    # other eye, nose tip, the mouth corner on the image's left, the other.
+                    keypoints=points,
+                    score=float(row[-1]),
+                    landmarks=points,
+                )
+            )
+        return faces
