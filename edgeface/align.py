@@ -136,6 +136,24 @@ def five_point_transform(face: Face, size: int = TEMPLATE_SIZE) -> np.ndarray:
     return similarity_transform(points, template * (size / TEMPLATE_SIZE))
 
 
+def head_turn(face: Face) -> float | None:
+    """How far the head is turned sideways, from the five landmarks; None without them.
+
+    The nose tip's offset from the eyes' midpoint along the eye line, in eye distances: about 0
+    for a frontal face, rising quickly as the head turns (the eyes close up, the nose moves out).
+    BlazeFace's keypoints are too coarse for it (measured, README "Operating points"), so only
+    detectors that give landmarks (YuNet) get a value.
+    """
+    if face.landmarks is None or len(face.landmarks) < 3:
+        return None
+    left, right, nose = (np.asarray(p, dtype=np.float64) for p in face.landmarks[:3])
+    eye_line = right - left
+    distance = float(np.linalg.norm(eye_line))
+    if distance < 1e-6:
+        return float("inf")
+    return abs(float((nose - (left + right) / 2) @ eye_line)) / distance**2
+
+
 def sharpness(gray: np.ndarray) -> float:
     """Variance of the Laplacian: low values mean a blurred crop."""
     return float(cv2.Laplacian(gray, cv2.CV_32F).var())

@@ -28,6 +28,7 @@ from edgeface.align import align_face
 from edgeface.analyzer import FaceAnalyzer, open_embedder
 from edgeface.config import Config
 from edgeface.detection_bench import bench_detection, format_detection
+from edgeface.embed import at_input_size
 from edgeface.errors import EdgefaceError
 from edgeface.footprint import format_footprint
 from edgeface.gallery.matcher import Matcher, Thresholds
@@ -291,10 +292,7 @@ def bench_embedders(
     cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
     models = {name: open_embedder(name, cache, cfg.runtime.num_threads) for name in embedders}
     # Each model at its own input size (112 for SFace, 160 for FaceNet): the cost is per face.
-    sized = {
-        name: [cv2.resize(c, (e.input_size, e.input_size)) for c in crops]
-        for name, e in models.items()
-    }
+    sized = {name: [at_input_size(c, e.input_size) for c in crops] for name, e in models.items()}
     samples: dict[str, list[float]] = {name: [] for name in embedders}
     for _ in range(rounds):
         for name, embedder in models.items():

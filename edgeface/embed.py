@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -38,6 +39,15 @@ NORMALISATIONS: dict[str, Callable[[ImageBGR], npt.NDArray[np.float32]]] = {
     "prewhiten": prewhiten,
     "none": as_float,
 }
+
+
+def at_input_size(crop_rgb: ImageBGR, size: int) -> ImageBGR:
+    """An aligned crop resized to another embedder's input: for checks and timings that need the
+    same pixels in every model (agreement, golden outputs, cost), never for recognition, where
+    each model gets the crop geometry it was trained on."""
+    if crop_rgb.shape[:2] == (size, size):
+        return crop_rgb
+    return cv2.resize(crop_rgb, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

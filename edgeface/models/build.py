@@ -27,7 +27,7 @@ import numpy.typing as npt
 from edgeface.align import align_face
 from edgeface.detect import DetectorSettings, FaceDetector, letterbox
 from edgeface.detectors import load_detector
-from edgeface.embed import Embedder, l2_normalise, prewhiten
+from edgeface.embed import Embedder, at_input_size, l2_normalise, prewhiten
 from edgeface.errors import EdgefaceError
 from edgeface.images import IMAGE_SUFFIXES, load_image
 from edgeface.models import (
@@ -672,15 +672,6 @@ def _sface_reference(onnx_file: Path, crops: list[ImageBGR]) -> npt.NDArray[np.f
     return l2_normalise(onnx_sface.onnx_reference(onnx_file, crops))
 
 
-def _at_size(crops: list[ImageBGR], size: int) -> list[ImageBGR]:
-    """The validation crops at an embedder's input size (the agreement check needs faces, not
-    the embedder's own alignment: both models see the same pixels)."""
-    return [
-        c if c.shape[0] == size else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)
-        for c in crops
-    ]
-
-
 @dataclass(frozen=True)
 class EmbedderRecipe:
     """How one family of embedder weights becomes TFLite, and its float reference for verify."""
@@ -761,7 +752,7 @@ def verify_models(cache_dir: Path | None = None) -> list[VerifyRow]:
         if spec.kind == "embedder":
             recipe = EMBEDDER_RECIPES[spec.recipe]
             embedder = Embedder(model, spec.normalisation)
-            crops = _at_size(faces, embedder.input_size)
+            crops = [at_input_size(c, embedder.input_size) for c in faces]
             if spec.source.name not in references:
                 references[spec.source.name] = recipe.reference(
                     locate_source(spec.source, cache_dir), crops

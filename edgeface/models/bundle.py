@@ -33,7 +33,7 @@ from edgeface import __version__
 from edgeface.align import align_face
 from edgeface.detect import DetectorSettings, FaceDetector
 from edgeface.detectors import load_detector
-from edgeface.embed import Embedder
+from edgeface.embed import Embedder, at_input_size
 from edgeface.errors import EdgefaceError
 from edgeface.models import (
     Manifest,
@@ -125,7 +125,7 @@ def _golden(spec: ModelSpec, cache_dir: Path, scene: ImageBGR, crop: ImageBGR) -
     """An embedder's embedding of the crop, or a detector's best box in the scene."""
     if spec.kind == "embedder":
         embedder = Embedder(TFLiteModel(model_file(spec, cache_dir)), spec.normalisation)
-        return [float(v) for v in embedder.embed(crop)]
+        return [float(v) for v in embedder.embed(at_input_size(crop, embedder.input_size))]
     faces = _detector(spec, cache_dir).detect(scene)
     if not faces:
         return []

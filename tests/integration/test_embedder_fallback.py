@@ -19,9 +19,11 @@ from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config, ModelsConfig
 from edgeface.errors import EdgefaceError
 from edgeface.models import load_manifest, model_file
+from edgeface.models.fallback import float_variants
 
-DYNAMIC = "facenet-msceleb-dynamic"
-FLOAT = "facenet-msceleb-fp32"
+MANIFEST = load_manifest()
+DYNAMIC = MANIFEST.defaults["embedder"]
+FLOAT = float_variants(MANIFEST, MANIFEST.get(DYNAMIC))[0].name
 OLD_RUNTIME_ERROR = (
     "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'. An older version of this"
     " builtin might be supported. Are you using an old TFLite binary with a newer model?\n"

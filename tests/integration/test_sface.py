@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from edgeface.align import align_face
 from edgeface.analyzer import FaceAnalyzer, embedder_alignment, open_embedder
-from edgeface.config import Config
+from edgeface.config import Config, with_embedder
 from edgeface.embed import l2_normalise
 from edgeface.models import load_manifest, model_file
 
@@ -18,16 +16,15 @@ def _sface_analyzer(name: str = "sface-dynamic") -> FaceAnalyzer:
     spec = load_manifest().get(name)
     if not model_file(spec).is_file():
         pytest.skip(f"{name} not built (edgeface models build {name})")
-    cfg = Config()
-    cfg = dataclasses.replace(cfg, models=dataclasses.replace(cfg.models, embedder=name))
-    return FaceAnalyzer.from_config(cfg)
+    return FaceAnalyzer.from_config(with_embedder(Config(), name))
 
 
 def test_sface_aligns_on_the_arcface_template_and_embeds_at_112():
     analyzer = _sface_analyzer()
     assert analyzer.align_settings.method == "five_point"
     assert analyzer.align_settings.size == analyzer.embedder.input_size == 112
-    facenet = FaceAnalyzer.from_config(Config())
+    facenet = FaceAnalyzer.from_config(with_embedder(Config(), "facenet-msceleb-dynamic"))
+    assert facenet.align_settings.method == "box"
     assert analyzer.embedding_version != facenet.embedding_version
 
 
