@@ -17,7 +17,7 @@ from pathlib import Path
 from edgeface.align import AlignSettings, align_face
 from edgeface.config import Config
 from edgeface.detect import BlazeFaceDetector, DetectorSettings, FaceDetector
-from edgeface.detectors import load_detector
+from edgeface.detectors import default_min_score, load_detector
 from edgeface.embed import Embedder
 from edgeface.errors import EdgefaceError
 from edgeface.models import ModelSpec, find_model
@@ -87,7 +87,7 @@ class FaceAnalyzer:
                 log.warning("%s; running on the CPU instead (runtime.delegate_fallback: cpu)", exc)
                 emb_model = TFLiteModel(emb_path, threads)
         settings = DetectorSettings(
-            min_score=cfg.recognition.detector_min_score,
+            min_score=cfg.recognition.detector_min_score or default_min_score(det_path),
             min_face_px=cfg.recognition.min_face_px,
             search_face_px=cfg.detection.min_face_px,
         )

@@ -259,7 +259,7 @@ def run_bench(
         crops = video_crops(FaceAnalyzer.from_config(cfg), video)
         if crops:
             report["embedders"] = bench_embedders(cfg, embedders, crops)
-    report["detection"] = bench_detection(cfg, FaceAnalyzer.from_config(cfg), video)
+    report["detection"] = bench_detection(cfg)
     report["matcher"] = bench_matcher([100, 1_000, 10_000, 50_000, 100_000], dimension)
     report["matcher_dimension"] = dimension
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -72,7 +72,7 @@ class GalleryConfig:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    detector: str = "blazeface-full"
+    detector: str = "yunet"
     embedder: str = "sface-dynamic"
     cache_dir: str | None = None
 
@@ -130,7 +130,8 @@ class RecognitionConfig:
     # distances; needs a detector with landmarks, YuNet) is uncertain, never named.
     max_turn: float = field(default=0.6, metadata=_range(0, 100))
     min_face_px: int = field(default=32, metadata=_range(8, 10000))
-    detector_min_score: float = field(default=0.5, metadata=_range(0.01, 1))
+    # None: the detector's own, measured on no-face scenes (blazeface 0.5, yunet 0.7).
+    detector_min_score: float | None = field(default=None, metadata=_range(0.01, 1))
     margin: float = field(default=0.2, metadata=_range(0, 2))
 
 

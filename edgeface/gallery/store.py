@@ -368,7 +368,7 @@ def analysis_version(analyzer: FaceAnalyzer) -> str:
     det = analyzer.detector.settings
     return (
         f"{analyzer.embedding_version}/{DETECTION_VERSION}{det.min_score:g}-{det.min_face_px}"
-        f"-{int(det.retry_padded)}"
+        f"-{int(det.retry_padded)}-s{det.search_face_px}"
     )
 
 

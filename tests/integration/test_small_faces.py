@@ -1,5 +1,8 @@
 """Small faces in a 1920x1080 frame: region of interest and tile pass through the real detectors.
 
+These pin BlazeFace (`blazeface-full`, tiles from `blazeface-short`): tiles are its way to small
+faces. The default detector, YuNet, needs none (tests/integration/test_yunet.py).
+
 Real face photos (LFW from ../shared/data/faces2, and scikit-image's packaged faces so something
 runs without ../shared) are pasted at 40-120 px into a 1920x1080 frame. The cost of a frame is
 counted, never timed: each model call weighs its model's multiply-accumulates, and one pass of
@@ -27,6 +30,12 @@ FACES2 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "faces
 # The documented setting for a 1080p camera (README, "Distant faces"): a region of interest of
 # about 640x360 where faces first appear, and `detection.tiles: on`.
 DOCUMENTED_ROI = (640, 360, 640, 360)
+BLAZEFACE = {"models": {"detector": "blazeface-full"}}
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> FaceAnalyzer:
+    return FaceAnalyzer.from_config(parse_config(BLAZEFACE))
 
 
 class CountingModel:
@@ -43,7 +52,7 @@ class CountingModel:
 
 def counted(analyzer: FaceAnalyzer, config: dict[str, Any]) -> FrameDetector:
     """The camera-frame search of `config` on real models, each wrapped in a call counter."""
-    cfg = parse_config(config)
+    cfg = parse_config({**BLAZEFACE, **config})
     search = frame_detector(cfg, analyzer.detector, None, analyzer.detector.settings)
     region = BlazeFaceDetector(
         CountingModel(analyzer.detector.model), "full", analyzer.detector.settings
@@ -151,10 +160,12 @@ def test_tiles_are_off_by_default_and_tile_faces_must_clear_their_own_score(
 ) -> None:
     """A false face in the scenery becomes an `unknown` event: tiles are opt-in, and a face seen
     only in a tile must reach `detection.tile_min_score` (texture fools the small tiles)."""
-    default = frame_detector(parse_config({}), analyzer.detector, None, analyzer.detector.settings)
+    default = frame_detector(
+        parse_config(BLAZEFACE), analyzer.detector, None, analyzer.detector.settings
+    )
     assert default.plan(1920, 1080)[1] == []
     strict = frame_detector(
-        parse_config({"detection": {"tiles": "on", "tile_min_score": 0.8}}),
+        parse_config({**BLAZEFACE, "detection": {"tiles": "on", "tile_min_score": 0.8}}),
         analyzer.detector,
         None,
         analyzer.detector.settings,
