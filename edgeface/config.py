@@ -128,7 +128,7 @@ class RecognitionConfig:
     ambiguity_margin: float = field(default=0.1, metadata=_range(0, 2))
     # A face whose head is turned further than this (nose offset from the eyes' midpoint, in eye
     # distances; needs a detector with landmarks, YuNet) is uncertain, never named.
-    max_turn: float = field(default=0.6, metadata=_range(0, 100))
+    max_turn: float = field(default=1.0, metadata=_range(0, 100))
     min_face_px: int = field(default=32, metadata=_range(8, 10000))
     # None: the detector's own, measured on no-face scenes (blazeface 0.5, yunet 0.7).
     detector_min_score: float | None = field(default=None, metadata=_range(0.01, 1))
