@@ -426,8 +426,10 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
     tls = cfg.mqtt.tls
     models = cfg.models
 
+    from edgeface.models import MODEL_SUFFIXES  # .tflite (BlazeFace, FaceNet), .onnx (YuNet)
+
     def resolve_model(value: str) -> str:
-        return (resolve(value) or value) if value.endswith((".tflite", ".onnx")) else value
+        return (resolve(value) or value) if value.endswith(MODEL_SUFFIXES) else value
 
     return dataclasses.replace(
         cfg,

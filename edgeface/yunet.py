@@ -35,9 +35,9 @@ from edgeface.types import Box, Face, ImageBGR
 SMALLEST_INPUT_FACE = 20.0
 # A face is at most about as large as the image's shorter side. Passes are added, each
 # PYRAMID_STEP times coarser, until that side fits this many input pixels: a face filling the
-# picture then lies inside the range YuNet finds cleanly.
-COARSEST_SIDE = 224
-# Each pass finds faces of ~14 to ~250 input px; a factor of 4 between passes overlaps them.
+# picture then lies inside the range YuNet finds cleanly (a 640x480 frame needs one pass).
+COARSEST_SIDE = 256
+# Each pass finds faces of ~14 to ~256 input px; a factor of 4 between passes overlaps them.
 PYRAMID_STEP = 4.0
 # The score a face must reach unless recognition.detector_min_score says otherwise: the highest
 # false face on the no-face scenes (`edgeface.noface`, 1080p and 640x480) scored 0.67; at 0.75
@@ -98,12 +98,18 @@ class YuNetDetector:
             )
         self.path = path
         self.settings = settings or DetectorSettings()
+        # OpenCV 5 warns on stderr that its new graph engine ignores the (default) target, each
+        # time a model is loaded: noise in the daemon's log and in one-line CLI errors.
+        log_level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             self._yunet = cv2.FaceDetectorYN.create(
                 str(path), "", (320, 320), self.settings.min_score, self.settings.nms_iou, _TOP_K
             )
         except cv2.error as exc:
             raise EdgefaceError(f"model {path}: OpenCV cannot load it as YuNet ({exc})") from None
+        finally:
+            cv2.utils.logging.setLogLevel(log_level)
         self._size = (320, 320)
 
     def with_settings(self, settings: DetectorSettings) -> YuNetDetector:

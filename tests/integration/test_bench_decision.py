@@ -53,7 +53,12 @@ def test_the_report_prints_the_time_to_decision():
         "threads": 1,
         "variants": [variant],
         "matcher": [],
-        "detection": {"roi": None, "sets": {}},
+        "detection": {
+            "roi": None,
+            "frames": {"faces": 0, "no_face": 0, "size": [1920, 1080]},
+            "rows": [],
+            "skipped": [],
+        },
         "peak_rss_mb": 1,
     }
     text = format_bench(report)

@@ -91,6 +91,7 @@ def fifo(tmp_path: Path, name: str) -> Path:
         ),
         ("models: {embedder: facenet-nonesuch}", ["models.embedder", "not in the manifest"]),
         ("models: {detector: missing.tflite}", ["models.detector", "missing.tflite: not found"]),
+        ("models: {detector: missing.onnx}", ["models.detector", "missing.onnx: not found"]),
     ],
 )
 def test_config_check_refuses_what_the_daemon_refuses(tmp_path, text, fragments):

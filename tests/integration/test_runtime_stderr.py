@@ -6,10 +6,16 @@ import os
 
 from edgeface.models import find_model
 from edgeface.runtime import TFLiteModel, _native_info_line_dropped
+from edgeface.yunet import YuNetDetector
 
 
 def test_creating_an_interpreter_writes_nothing_to_stderr(capfd):
     TFLiteModel(find_model("blazeface-full")[0])
+    assert capfd.readouterr().err == ""
+
+
+def test_loading_yunet_in_opencv_writes_nothing_to_stderr(capfd):
+    YuNetDetector(find_model("yunet")[0])
     assert capfd.readouterr().err == ""
 
 
