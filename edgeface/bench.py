@@ -148,6 +148,7 @@ def bench_engine(
     frames = faces = embedded = events = 0
     totals: list[float] = []
     started: list[float] = []  # per frame: when its processing started
+    first_seen: dict[int, float] = {}  # per track id, kept after the track ends
     decisions: dict[str, list[float]] = {"processing": [], "video": [], "felt": []}
     wall_start = time.perf_counter()
     while True:
@@ -159,9 +160,11 @@ def bench_engine(
         result = engine.process(Frame(image, frames / fps_source, frames, "bench"))
         done = time.perf_counter()
         totals.append(done - t0)
+        # A track decided as it expires (too few votes before it left) is gone from the tracker.
+        first_seen.update({i: t.first_seen for i, t in engine.tracker.tracks.items()})
         for event in result.events:
             if event.type in ("recognized", "unknown"):
-                first = engine.tracker.tracks[event.track_id].first_seen
+                first = first_seen[event.track_id]
                 processing = done - started[round(first * fps_source)]
                 video_span = event.ts - first + 1.0 / fps_source
                 decisions["processing"].append(processing)
