@@ -233,3 +233,13 @@ def test_identify_per_file_error_is_exit_2_and_the_only_stderr_line(tmp_path, co
     result = edgeface("identify", missing, photos[0], "--config", config)
     one_error_line(result, f"{missing}: no such file")
     assert "no one is enrolled" in result.stdout  # the good photo was still done
+
+
+def test_eval_enrol_needs_probe_and_patterns_that_match(tmp_path):
+    labels = _labelled_walls(tmp_path)
+    base = ("eval", "--labels", labels, "--root", tmp_path)
+    one_error_line(edgeface(*base, "--enrol", "a.png"), "--enrol and --probe go together")
+    one_error_line(
+        edgeface(*base, "--enrol", "a.png", "--probe", "cctv_*"),
+        "--probe cctv_*: matches no path in",
+    )
