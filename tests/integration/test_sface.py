@@ -65,3 +65,26 @@ def test_open_embedder_normalises_as_the_manifest_says():
     crop = np.full((112, 112, 3), 200, np.uint8)
     assert np.array_equal(embedder.normalise(crop), crop.astype(np.float32))
     assert embedder_alignment(spec, 112, 0.2).method == "five_point"
+
+
+def test_the_dynamic_build_runs_whole_in_xnnpack():
+    """PRelu fused into one op and float depthwise weights: XNNPACK has no kernel for int8
+    depthwise weights with float activations, and each such op split the graph (11 ms instead
+    of 6 per face on one x86 thread)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    spec = load_manifest().get("sface-dynamic")
+    if not model_file(spec).is_file():
+        pytest.skip("sface-dynamic not built (edgeface models build sface-dynamic)")
+    interpreter = Interpreter(model_path=str(model_file(spec)))
+    interpreter.allocate_tensors()
+    ops = interpreter._get_ops_details()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    names = [op["op_name"] for op in ops]
+    assert names.count("PRELU") == 27 and "NEG" not in names
+    depthwise = [op for op in ops if op["op_name"] == "DEPTHWISE_CONV_2D"]
+    assert depthwise and all(tensors[op["inputs"][1]]["dtype"] == np.float32 for op in depthwise)
+    assert any(
+        tensors[op["inputs"][1]]["dtype"] == np.int8 for op in ops if op["op_name"] == "CONV_2D"
+    ), "the pointwise convolutions keep their int8 weights"
+    assert names.count("DELEGATE") == 1
