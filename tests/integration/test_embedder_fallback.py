@@ -72,9 +72,10 @@ def test_the_float_build_of_the_same_weights_is_used_and_said_in_one_line(
 def test_without_a_float_build_the_original_error_says_so(
     old_runtime: None, tmp_path: Path
 ) -> None:
-    built(DYNAMIC, "blazeface-full")
+    detector = MANIFEST.defaults["detector"]
+    built(DYNAMIC, detector)
     cache = tmp_path / "cache"
-    for name in (DYNAMIC, "blazeface-full"):
+    for name in (DYNAMIC, detector):
         source = model_file(load_manifest().get(name))
         target = model_file(load_manifest().get(name), cache)
         target.parent.mkdir(parents=True)
