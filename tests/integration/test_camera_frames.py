@@ -10,8 +10,6 @@ stranger and no enrolled person as someone else, and name some of the camera fra
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import shutil
 from pathlib import Path
@@ -43,14 +41,6 @@ needs_faces3 = pytest.mark.skipif(
     not (FACES3 / "labels.csv").is_file(),
     reason=f"{FACES3} is absent (the shared research-only face set beside the checkout)",
 )
-
-
-def _people() -> dict[str, list[Path]]:
-    by_identity: dict[str, list[Path]] = {}
-    with (FACES3 / "labels.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            by_identity.setdefault(row["identity"], []).append(FACES3 / row["path"])
-    return dict(sorted(by_identity.items()))
 
 
 def _frames_with_a_face(
@@ -94,7 +84,7 @@ def _slots(decisions: list[dict[str, Any]], centres: list[tuple[float, float]]) 
 @needs_faces3
 def test_camera_frames_of_people_enrolled_from_studio_photos(tmp_path, mosquitto, recorder_factory):
     analyzer = FaceAnalyzer.from_config(Config())
-    people = _people()
+    people = support.photos_by_identity(FACES3)
     names = list(people)
     enrolled, others = names[:ENROLLED_PEOPLE], names[ENROLLED_PEOPLE:]
     gallery = tmp_path / "gallery"
@@ -121,14 +111,9 @@ def test_camera_frames_of_people_enrolled_from_studio_photos(tmp_path, mosquitto
     video = tmp_path / "camera-frames.avi"
     compose_video(video, appearances, duration=SLOTS * SLOT_SECONDS + 0.5, size=(736, 330))
 
-    recorder = recorder_factory(mosquitto, f"edgeface/{support.DEVICE}/events")
-    config = support.write_config(
-        tmp_path, video, gallery, mosquitto.port, camera={"loop": False, "realtime": False}
+    decisions = support.decisions_over_video(
+        tmp_path, video, gallery, mosquitto, recorder_factory, timeout=600
     )
-    result = support.run_daemon(config, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    events = [json.loads(p) for p in recorder.payloads(f"edgeface/{support.DEVICE}/events")]
-    decisions = [e for e in events if e["type"] in ("recognized", "unknown")]
     left = [e for e in decisions if e["box"][0] + e["box"][2] / 2 < RIGHT_X]
     right = [e for e in decisions if e["box"][0] + e["box"][2] / 2 >= RIGHT_X]
     named_strangers = [e["person"] for e in right if e["person"] is not None]
