@@ -14,12 +14,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeface.align import ALIGNMENT_VERSION, AlignSettings, align_face
+from edgeface.align import AlignSettings, align_face
 from edgeface.config import CameraConfig, Config
 from edgeface.detect import BlazeFaceDetector, DetectorSettings, FaceDetector
 from edgeface.detectors import default_min_score, load_detector
-from edgeface.embed import FaceNetEmbedder
+from edgeface.embed import Embedder
 from edgeface.errors import EdgefaceError
+from edgeface.models import ModelSpec, find_model
 from edgeface.models.fallback import load_float_instead
 from edgeface.regions import AUTO_TILE_FACTOR, FrameDetector, RegionSettings
 from edgeface.roles import check_loaded, locate
@@ -49,7 +50,7 @@ class FaceAnalyzer:
     def __init__(
         self,
         detector: FaceDetector,
-        embedder: FaceNetEmbedder,
+        embedder: Embedder,
         align_settings: AlignSettings,
         model_name: str,
         frame_detector: FrameDetector | None = None,
@@ -68,8 +69,8 @@ class FaceAnalyzer:
 
     @property
     def embedding_version(self) -> str:
-        """Identifies what a cached embedding depends on: model and crop geometry."""
-        return f"{self.model_name}/{ALIGNMENT_VERSION}/m{self.align_settings.margin:g}"
+        """Identifies what a cached embedding depends on: models and crop geometry."""
+        return f"{self.model_name}/{self.align_settings.version}"
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceAnalyzer:
@@ -103,8 +104,8 @@ class FaceAnalyzer:
         name = f"{Path(cfg.models.detector).stem}+{emb_name}"
         return cls(
             detector,
-            FaceNetEmbedder(emb_model),
-            AlignSettings(size=emb_model.input_shape[1], margin=cfg.recognition.margin),
+            Embedder(emb_model, emb_spec.normalisation if emb_spec else "prewhiten"),
+            embedder_alignment(emb_spec, emb_model.input_shape[1], cfg.recognition.margin),
             name,
             frame_detector(cfg, detector, cache, settings),
             cache,
@@ -135,6 +136,18 @@ class FaceAnalyzer:
     def analyze(self, image: ImageBGR) -> list[AnalyzedFace]:
         """Every detected face, largest first, with its embedding."""
         return [self.embed_face(image, face) for face in self.detect(image)]
+
+
+def embedder_alignment(spec: ModelSpec | None, size: int, margin: float) -> AlignSettings:
+    """The crop an embedder was trained on: its manifest `alignment`; a bare .tflite file is
+    taken for a FaceNet (box crop)."""
+    return AlignSettings(size=size, margin=margin, method=spec.alignment if spec else "box")
+
+
+def open_embedder(name_or_path: str, cache: Path | None, threads: int = 1) -> Embedder:
+    """An embedder by manifest name or .tflite path, normalising as its manifest entry says."""
+    path, spec = find_model(name_or_path, cache)
+    return Embedder(TFLiteModel(path, threads), spec.normalisation if spec else "prewhiten")
 
 
 def frame_detector(

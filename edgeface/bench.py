@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 
 from edgeface.align import align_face
-from edgeface.analyzer import FaceAnalyzer
+from edgeface.analyzer import FaceAnalyzer, open_embedder
 from edgeface.config import Config
 from edgeface.detection_bench import bench_detection, format_detection
-from edgeface.embed import FaceNetEmbedder
+from edgeface.embed import at_input_size
 from edgeface.errors import EdgefaceError
 from edgeface.footprint import format_footprint
 from edgeface.gallery.matcher import Matcher, Thresholds
@@ -148,6 +148,7 @@ def bench_engine(
     frames = faces = embedded = events = 0
     totals: list[float] = []
     started: list[float] = []  # per frame: when its processing started
+    first_seen: dict[int, float] = {}  # per track id, kept after the track ends
     decisions: dict[str, list[float]] = {"processing": [], "video": [], "felt": []}
     wall_start = time.perf_counter()
     while True:
@@ -159,9 +160,11 @@ def bench_engine(
         result = engine.process(Frame(image, frames / fps_source, frames, "bench"))
         done = time.perf_counter()
         totals.append(done - t0)
+        # A track decided as it expires (too few votes before it left) is gone from the tracker.
+        first_seen.update({i: t.first_seen for i, t in engine.tracker.tracks.items()})
         for event in result.events:
             if event.type in ("recognized", "unknown"):
-                first = engine.tracker.tracks[event.track_id].first_seen
+                first = first_seen[event.track_id]
                 processing = done - started[round(first * fps_source)]
                 video_span = event.ts - first + 1.0 / fps_source
                 decisions["processing"].append(processing)
@@ -302,14 +305,13 @@ def bench_embedders(
     """Each embedder on the same crops, interleaved round by round, so that a machine slowing
     down or speeding up mid-run affects all of them alike; the ratios are to the first one."""
     cache = Path(cfg.models.cache_dir) if cfg.models.cache_dir else None
-    models = {
-        name: FaceNetEmbedder(TFLiteModel(find_model(name, cache)[0], cfg.runtime.num_threads))
-        for name in embedders
-    }
+    models = {name: open_embedder(name, cache, cfg.runtime.num_threads) for name in embedders}
+    # Each model at its own input size (112 for SFace, 160 for FaceNet): the cost is per face.
+    sized = {name: [at_input_size(c, e.input_size) for c in crops] for name, e in models.items()}
     samples: dict[str, list[float]] = {name: [] for name in embedders}
     for _ in range(rounds):
         for name, embedder in models.items():
-            for crop in crops:
+            for crop in sized[name]:
                 start = time.perf_counter()
                 embedder.embed(crop)
                 samples[name].append(time.perf_counter() - start)

@@ -112,6 +112,7 @@ def cmd_models_import(args: argparse.Namespace) -> int:
 
 
 def _analyzer_image_embedder(cfg: Config) -> Callable[[Path], Any]:
+    from edgeface.align import head_turn
     from edgeface.analyzer import FaceAnalyzer
     from edgeface.evaluate import ImageResult, dhash
     from edgeface.images import load_image
@@ -126,7 +127,13 @@ def _analyzer_image_embedder(cfg: Config) -> Callable[[Path], Any]:
             return ImageResult(None, None)
         if not faces:
             return ImageResult(None, None)
-        return ImageResult(faces[0].embedding, dhash(faces[0].aligned.crop_rgb))
+        face = faces[0]
+        return ImageResult(
+            face.embedding,
+            dhash(face.aligned.crop_rgb),
+            min(face.face.box.w, face.face.box.h),
+            head_turn(face.face),
+        )
 
     return embed
 
@@ -135,15 +142,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edgeface.evaluate import (
         evaluate_model,
         format_eval_table,
+        format_split_table,
         plot_det,
         plot_roc,
         read_pairs,
+        split_identification,
     )
     from edgeface.gallery.matcher import Thresholds
 
     cfg = _load_config(args.config)
     images = _eval_inputs(args)
     pairs = read_pairs(Path(args.pairs)) if args.pairs else None
+    split = _split_selectors(args, images)
     models = [m.strip() for m in (args.model or cfg.models.embedder).split(",") if m.strip()]
     report: dict[str, Any] = {"models": {}, "labels": args.labels, "root": args.root}
     for name in models:
@@ -157,7 +167,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f" {args.root} with {name}"
             )
         report["models"][name] = evaluate_model(images, embed, thresholds, pairs)
+        if split is not None:
+            results = {image.relative: embed(image.path) for image in images}
+            report["models"][name]["split"] = split_identification(
+                images, results, thresholds, *split
+            )
     print(format_eval_table(report))
+    if split is not None:
+        report["enrol"], report["probe"] = args.enrol, args.probe
+        print()
+        print(format_split_table(report))
     try:
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2))
@@ -169,6 +188,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise EdgefaceError(f"{exc.filename}: cannot be written ({exc.strerror or exc})") from exc
     return 0
+
+
+def _split_selectors(args: argparse.Namespace, images: list[Any]) -> tuple[Any, Any] | None:
+    """--enrol/--probe as path selectors, refused when one is missing or selects nothing."""
+    from edgeface.evaluate import path_selector
+
+    if args.enrol is None and args.probe is None:
+        return None
+    if args.enrol is None or args.probe is None:
+        raise EdgefaceError("eval: --enrol and --probe go together (e.g. --enrol '*/studio*')")
+    selectors = []
+    for option, patterns in (("--enrol", args.enrol), ("--probe", args.probe)):
+        selector = path_selector(patterns)
+        if not any(selector(image) for image in images):
+            raise EdgefaceError(f"{option} {patterns}: matches no path in {args.labels}")
+        selectors.append(selector)
+    return selectors[0], selectors[1]
 
 
 def _eval_inputs(args: argparse.Namespace) -> list[Any]:
@@ -446,6 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--root", required=True, help="folder the label paths are relative to")
     ev.add_argument("--pairs", help="CSV with path_a,path_b,same rows (default: all pairs)")
     ev.add_argument("--model", help="comma-separated embedders (default: the configured one)")
+    ev.add_argument(
+        "--enrol",
+        help="also: enrol only the photos whose label path matches these comma-separated globs"
+        " (e.g. '*/studio*,*/mugshot*') ...",
+    )
+    ev.add_argument(
+        "--probe",
+        help="... and probe with these (e.g. '*/cctv_*'); a photo in both is left out while"
+        " probed. Reported per face-size band",
+    )
     ev.add_argument("--config", help="config file (thresholds, detector)")
     ev.add_argument("--json", help="write the full report here")
     ev.add_argument("--plot", help="write a ROC plot (PNG) here")

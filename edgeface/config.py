@@ -77,7 +77,7 @@ class GalleryConfig:
 @dataclass(frozen=True)
 class ModelsConfig:
     detector: str = "yunet"
-    embedder: str = "facenet-msceleb-dynamic"
+    embedder: str = "sface-dynamic"
     cache_dir: str | None = None
 
 
@@ -126,10 +126,13 @@ class RecognitionConfig:
     # The three decision settings default to the embedder's operating point in the model
     # manifest (set by `parse_config`); these literals are the default embedder's, and a test
     # keeps them equal. A number in the config file always wins.
-    match_threshold: float = field(default=0.65, metadata=_range(-1, 1))
-    unknown_threshold: float = field(default=0.5, metadata=_range(-1, 1))
+    match_threshold: float = field(default=0.45, metadata=_range(-1, 1))
+    unknown_threshold: float = field(default=0.35, metadata=_range(-1, 1))
     # A match closer than this to the runner-up person is uncertain, not a name.
     ambiguity_margin: float = field(default=0.1, metadata=_range(0, 2))
+    # A face whose head is turned further than this (nose offset from the eyes' midpoint, in eye
+    # distances; needs a detector with landmarks, YuNet) is uncertain, never named.
+    max_turn: float = field(default=1.0, metadata=_range(0, 100))
     min_face_px: int = field(default=32, metadata=_range(8, 10000))
     # None: the detector's own, measured on no-face scenes (blazeface 0.5, yunet 0.7).
     detector_min_score: float | None = field(default=None, metadata=_range(0.01, 1))

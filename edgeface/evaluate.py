@@ -11,6 +11,9 @@ Never: decides thresholds for the daemon (it reports them), or writes outside th
 from __future__ import annotations
 
 import csv
+import dataclasses
+import fnmatch
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,8 @@ class Pair:
 class ImageResult:
     embedding: Embedding | None
     crop_hash: int | None  # perceptual hash of the face crop, to spot near-duplicates
+    face_px: float | None = None  # the face box's shorter side, for the per-size report
+    turn: float | None = None  # edgeface.align.head_turn, for recognition.max_turn
 
 
 def read_labels(labels: Path, root: Path) -> list[LabelledImage]:
@@ -163,13 +168,17 @@ class ProbeOutcome:
     clear: bool  # passes the runner-up margin and the person's negatives
     photo: str = ""  # as written in the labels file
     runner_up: RunnerUp | None = None  # the next person, with their score
+    face_px: float | None = None
 
     def named(self, threshold: float) -> str | None:
         return self.nearest if self.clear and self.score >= threshold else None
 
 
 def gallery_probes(
-    images: list[LabelledImage], results: dict[str, ImageResult], margin: float
+    images: list[LabelledImage],
+    results: dict[str, ImageResult],
+    margin: float,
+    max_turn: float = float("inf"),
 ) -> tuple[list[ProbeOutcome], int]:
     """The daemon's situation on a labelled folder: several photos per person enrolled.
 
@@ -193,8 +202,9 @@ def gallery_probes(
         len(usable), width
     )
     labels = [img.identity for img in usable]
-    # Thresholds of -2 let the matcher apply only the margin rule; the threshold is swept later.
-    rule = Thresholds(match=-2.0, unknown=-2.0, margin=margin)
+    # Thresholds of -2 let the matcher apply only the margin and turn rules; the threshold is
+    # swept later.
+    rule = Thresholds(match=-2.0, unknown=-2.0, margin=margin, max_turn=max_turn)
     outcomes = []
     for img in sorted(enrolled + strangers, key=lambda i: i.relative):
         genuine = img in enrolled
@@ -206,7 +216,7 @@ def gallery_probes(
             continue
         keep = [i for i, other in enumerate(usable) if other is not img]
         matcher = Matcher(matrix[keep], [labels[i] for i in keep], rule)
-        match = matcher.match(embedding)
+        match = matcher.match(embedding, results[img.relative].turn)
         outcomes.append(
             ProbeOutcome(
                 genuine,
@@ -216,6 +226,7 @@ def gallery_probes(
                 match.person is not None,
                 img.relative,
                 match.runner_up,
+                results[img.relative].face_px,
             )
         )
     return outcomes, len(enrolled) - len(usable)
@@ -297,7 +308,9 @@ def identification(
     images: list[LabelledImage], results: dict[str, ImageResult], thresholds: Thresholds
 ) -> dict[str, Any]:
     """Open-set identification at the shipped operating point and at FPIR 1 %."""
-    outcomes, enrolled_without_face = gallery_probes(images, results, thresholds.margin)
+    outcomes, enrolled_without_face = gallery_probes(
+        images, results, thresholds.margin, thresholds.max_turn
+    )
     genuine = [o for o in outcomes if o.genuine]
     report = open_set_rates(outcomes, thresholds.match)
     report.update(
@@ -314,6 +327,7 @@ def identification(
             "enrolled_without_face": enrolled_without_face,
             "errors": probe_errors(outcomes, thresholds.match),
             "det": det_curve(outcomes),
+            "bands": size_bands(outcomes, thresholds.match),
         }
     )
     return report
@@ -473,3 +487,159 @@ def plot_roc(curves: dict[str, dict[str, Any]], out: Path) -> None:
                 (float((imp >= t).mean()), float((gen >= t).mean())) for t in thresholds
             ]
     line_chart(series, Axis("FAR", 1e-3, 1.0, log=True), Axis("TAR", 0.0, 1.0), out, "ROC")
+
+
+# --- enrol from one part of a folder, probe with another --------------------------------------
+
+
+def path_selector(patterns: str) -> Callable[[LabelledImage], bool]:
+    """Photos whose relative path matches any of the comma-separated glob patterns."""
+    globs = [p.strip() for p in patterns.split(",") if p.strip()]
+    if not globs:
+        raise EdgefaceError(f"expected comma-separated path patterns, got {patterns!r}")
+    return lambda image: any(fnmatch.fnmatchcase(image.relative, g) for g in globs)
+
+
+def split_probes(
+    images: list[LabelledImage],
+    results: dict[str, ImageResult],
+    enrol: Callable[[LabelledImage], bool],
+    probe: Callable[[LabelledImage], bool],
+    rule: Thresholds,
+) -> tuple[list[ProbeOutcome], int]:
+    """The gallery is the photos `enrol` selects; each photo `probe` selects is matched against it.
+
+    A probe whose identity has an enrolled photo with a face is genuine, any other a stranger.
+    A photo selected by both is left out of the gallery while it is probed (leave one out), so
+    `--enrol 'cctv*' --probe 'cctv*'` asks whether camera frames name each other right.
+    Returns the outcomes (each with its face size) and how many enrolled photos had no face.
+    """
+    people = [i for i in images if i.identity not in NOT_A_PERSON]
+    gallery = [i for i in people if enrol(i) and results[i.relative].embedding is not None]
+    without_face = sum(1 for i in people if enrol(i)) - len(gallery)
+    enrolled = {i.identity for i in gallery}
+    outcomes = []
+    for img in sorted((i for i in images if probe(i)), key=lambda i: i.relative):
+        result = results[img.relative]
+        genuine = img.identity in enrolled
+        if result.embedding is None:
+            outcomes.append(
+                ProbeOutcome(genuine, img.identity, None, NO_FACE_SCORE, False, img.relative)
+            )
+            continue
+        others = [g for g in gallery if g is not img]
+        matrix = np.array([results[g.relative].embedding for g in others], dtype=np.float32)
+        matcher = Matcher(
+            matrix.reshape(len(others), len(result.embedding)), [g.identity for g in others], rule
+        )
+        match = matcher.match(result.embedding, result.turn)
+        outcomes.append(
+            ProbeOutcome(
+                genuine=img.identity in {g.identity for g in others},
+                identity=img.identity,
+                nearest=match.nearest,
+                score=match.score,
+                clear=match.person is not None,
+                photo=img.relative,
+                runner_up=match.runner_up,
+                face_px=result.face_px,
+            )
+        )
+    return outcomes, without_face
+
+
+# Face sizes (shorter box side, px) the report is broken down by: camera faces are 40-110 px.
+SIZE_BANDS = (0.0, 48.0, 80.0, 128.0, 256.0)
+
+
+def size_bands(outcomes: list[ProbeOutcome], threshold: float) -> list[dict[str, Any]]:
+    """Correct, misidentified, missed and strangers named per face-size band (no-face apart)."""
+    edges = [*SIZE_BANDS, float("inf")]
+    rows = []
+    for low, high in itertools.pairwise(edges):
+        band = [o for o in outcomes if o.face_px is not None and low <= o.face_px < high]
+        if band:
+            rates = open_set_rates(band, threshold)
+            genuine = sum(o.genuine for o in band)
+            rows.append(
+                {
+                    "band": f"{low:.0f}-{high:.0f}px" if high != float("inf") else f"{low:.0f}px+",
+                    "genuine": genuine,
+                    "correct": round(rates["correct_accept_rate"] * genuine) if genuine else 0,
+                    "misidentified": rates["misidentified"],
+                    "missed": rates["missed"],
+                    "strangers": len(band) - genuine,
+                    "strangers_accepted": rates["strangers_accepted"],
+                }
+            )
+    no_face = [o for o in outcomes if o.nearest is None]
+    if no_face:
+        rows.append(
+            {
+                "band": "no face",
+                "genuine": sum(o.genuine for o in no_face),
+                "correct": 0,
+                "misidentified": 0,
+                "missed": sum(o.genuine for o in no_face),
+                "strangers": sum(not o.genuine for o in no_face),
+                "strangers_accepted": 0,
+            }
+        )
+    return rows
+
+
+def split_identification(
+    images: list[LabelledImage],
+    results: dict[str, ImageResult],
+    thresholds: Thresholds,
+    enrol: Callable[[LabelledImage], bool],
+    probe: Callable[[LabelledImage], bool],
+) -> dict[str, Any]:
+    """Open-set identification with the gallery and the probes chosen by path, per size band."""
+    # Thresholds of -2 let the matcher apply only the margin and turn rules; `match` is applied
+    # by open_set_rates.
+    rule = dataclasses.replace(thresholds, match=-2.0, unknown=-2.0)
+    outcomes, without_face = split_probes(images, results, enrol, probe, rule)
+    report = open_set_rates(outcomes, thresholds.match)
+    report.update(
+        {
+            "margin": thresholds.margin,
+            "genuine_probes": sum(o.genuine for o in outcomes),
+            "impostor_probes": sum(not o.genuine for o in outcomes),
+            "no_face": sum(o.nearest is None for o in outcomes),
+            "enrolled_without_face": without_face,
+            "errors": probe_errors(outcomes, thresholds.match),
+            "bands": size_bands(outcomes, thresholds.match),
+        }
+    )
+    return report
+
+
+def format_split_table(report: dict[str, Any]) -> str:
+    """The enrol/probe split per model: totals, then per face-size band."""
+    lines = [
+        f"enrolled: {report['enrol']}; probed: {report['probe']}"
+        " (a photo in both is left out of the gallery while probed)",
+        f"{'model':<24} {'band':>11} {'genuine':>7} {'correct':>7} {'misid':>6} {'missed':>6}"
+        f" {'strangers':>9} {'named':>6}",
+    ]
+    for name, r in report["models"].items():
+        s = r["split"]
+        correct = (
+            round(s["correct_accept_rate"] * s["genuine_probes"]) if s["genuine_probes"] else 0
+        )
+        lines.append(
+            f"{name:<24} {'all':>11} {s['genuine_probes']:>7} {correct:>7}"
+            f" {s['misidentified']:>6} {s['missed']:>6} {s['impostor_probes']:>9}"
+            f" {s['strangers_accepted']:>6}   (threshold {s['threshold']:.2f},"
+            f" margin {s['margin']:.2f})"
+        )
+        for b in s["bands"]:
+            lines.append(
+                f"{'':<24} {b['band']:>11} {b['genuine']:>7} {b['correct']:>7}"
+                f" {b['misidentified']:>6} {b['missed']:>6} {b['strangers']:>9}"
+                f" {b['strangers_accepted']:>6}"
+            )
+    for name, r in report["models"].items():
+        lines += format_probe_errors(name, r["split"]["errors"])
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from edgeface.align import head_turn
 from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config
 from edgeface.gallery.matcher import Matcher, Thresholds
@@ -21,7 +22,7 @@ def identify_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher) -> dict
     image = load_image(path)
     faces = []
     for analyzed in analyzer.analyze(image):
-        match = matcher.match(analyzed.embedding)
+        match = matcher.match(analyzed.embedding, head_turn(analyzed.face))
         faces.append(
             {
                 "box": analyzed.face.box.as_list(),
@@ -87,10 +88,11 @@ def explain_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher, cfg: Con
         if not matcher.person_names:
             lines.append("    match: the gallery is empty")
             continue
-        m = matcher.match(analyzed.embedding)
+        turn = head_turn(analyzed.face)
+        m = matcher.match(analyzed.embedding, turn)
         verdict = {
             "match": f"recognised as {m.person}",
-            "uncertain": f"uncertain: nearest {m.nearest} {_why_uncertain(m, thresholds)}",
+            "uncertain": f"uncertain: nearest {m.nearest} {_why_uncertain(m, thresholds, turn)}",
             "unknown": f"unknown: nearest {m.nearest} is below recognition.unknown_threshold",
         }[m.band]
         runner = f", runner-up {m.runner_up.person} {m.runner_up.score:.3f}" if m.runner_up else ""
@@ -102,7 +104,7 @@ def explain_image(path: Path, analyzer: FaceAnalyzer, matcher: Matcher, cfg: Con
     return "\n".join(lines)
 
 
-def _why_uncertain(match: Match, thresholds: Thresholds) -> str:
+def _why_uncertain(match: Match, thresholds: Thresholds, turn: float | None) -> str:
     if match.score < thresholds.match:
         return "is between the thresholds"
     if match.runner_up is not None and match.margin < thresholds.margin:
@@ -110,4 +112,6 @@ def _why_uncertain(match: Match, thresholds: Thresholds) -> str:
             f"is only {match.margin:.3f} ahead of {match.runner_up.person}"
             " (recognition.ambiguity_margin): a look-alike"
         )
+    if turn is not None and turn > thresholds.max_turn:
+        return f"but the head is turned ({turn:.2f} > recognition.max_turn {thresholds.max_turn:g})"
     return f"is no closer than one of the photos in {match.nearest}/not/"

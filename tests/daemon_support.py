@@ -58,6 +58,16 @@ class Scene:
     frames: int
 
 
+def photos_by_identity(root: Path) -> dict[str, list[Path]]:
+    """A labelled shared set's photos (its labels.csv), grouped by identity, sorted by name."""
+    from edgeface.evaluate import read_labels
+
+    grouped: dict[str, list[Path]] = {}
+    for image in read_labels(root / "labels.csv", root):
+        grouped.setdefault(image.identity, []).append(image.path)
+    return dict(sorted(grouped.items()))
+
+
 @dataclass(frozen=True)
 class Cast:
     gallery: Path  # the gallery root, with the enrolled person's folder
@@ -149,6 +159,21 @@ def run_daemon(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def decisions_over_video(
+    tmp: Path, video: Path, gallery: Path, broker: Any, recorder_factory: Any, timeout: float
+) -> list[dict[str, Any]]:
+    """`edgeface run` once over a video (no loop, video time) with this gallery and the shipped
+    defaults: the `recognized`/`unknown` events it published, in order."""
+    recorder = recorder_factory(broker, f"edgeface/{DEVICE}/events")
+    config = write_config(
+        tmp, video, gallery, broker.port, camera={"loop": False, "realtime": False}
+    )
+    result = run_daemon(config, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = [json.loads(p) for p in recorder.payloads(f"edgeface/{DEVICE}/events")]
+    return [e for e in events if e["type"] in ("recognized", "unknown")]
 
 
 class DaemonProcess:

@@ -36,6 +36,9 @@ class Thresholds:
     # A best person closer than this to the runner-up is uncertain: on look-alikes the nearest
     # enrolled person is often not the right one, and naming no one is the safe answer.
     margin: float = 0.0
+    # A face turned further than this (edgeface.align.head_turn) is never named, only uncertain:
+    # on turned camera faces the nearest person is often someone else (README "Operating points").
+    max_turn: float = float("inf")
 
     @classmethod
     def from_config(cls, recognition: RecognitionConfig) -> Thresholds:
@@ -43,6 +46,7 @@ class Thresholds:
             match=recognition.match_threshold,
             unknown=recognition.unknown_threshold,
             margin=recognition.ambiguity_margin,
+            max_turn=recognition.max_turn,
         )
 
     def band(self, score: float) -> Band:
@@ -114,7 +118,8 @@ class Matcher:
         similarities = self.templates[rows] @ probe
         return people, np.maximum.reduceat(similarities, offsets)
 
-    def match(self, probe: Embedding) -> Match:
+    def match(self, probe: Embedding, turn: float | None = None) -> Match:
+        """The nearest person and the band; `turn` is the probe face's head turn, if known."""
         if not self.person_names:
             return Match(person=None, score=0.0, runner_up=None, band="unknown")
         people, per_person = self._candidates(probe.astype(np.float32))
@@ -132,6 +137,7 @@ class Matcher:
         band = self.thresholds.band(score)
         if band == "match" and (
             (runner_up is not None and score - runner_up.score < self.thresholds.margin)
+            or (turn is not None and turn > self.thresholds.max_turn)
             or self._closer_to_negative(nearest, probe, score)
         ):
             band = "uncertain"

@@ -78,14 +78,18 @@ class ModelSpec:
     format: str = "tflite"
     operating_point: OperatingPoint | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # An embedder's crop geometry (edgeface.align.ALIGNMENTS): "box" or "five_point".
+    alignment: str = "box"
 
     def recipe_hash(self, calibration_id: str = "") -> str:
         material = json.dumps(
             {
-                # The expected checksum and the operating point describe the result, not the
-                # recipe: changing them must not trigger a rebuild.
+                # The expected checksum, the operating point and the alignment describe the
+                # result and its use, not the recipe: changing them must not trigger a rebuild.
                 "model": {
-                    k: v for k, v in self.raw.items() if k not in ("sha256", "operating_point")
+                    k: v
+                    for k, v in self.raw.items()
+                    if k not in ("sha256", "operating_point", "alignment")
                 },
                 "source_sha256": self.source.sha256,
                 "recipe_version": RECIPE_VERSION,
@@ -143,6 +147,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
             if "operating_point" in m
             else None,
             raw=m,
+            alignment=m.get("alignment", "box"),
         )
         for name, m in data["models"].items()
     }

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from edgeface.align import align_face
 from edgeface.detect import DetectorSettings, FaceDetector, letterbox
 from edgeface.detectors import load_detector
-from edgeface.embed import FaceNetEmbedder, l2_normalise, prewhiten
+from edgeface.embed import Embedder, at_input_size, l2_normalise, prewhiten
 from edgeface.errors import EdgefaceError
 from edgeface.images import IMAGE_SUFFIXES, load_image
 from edgeface.models import (
@@ -40,6 +40,7 @@ from edgeface.models import (
     load_manifest,
     model_dir,
     model_file,
+    onnx_sface,
     sha256_file,
 )
 from edgeface.runtime import TFLiteModel
@@ -172,6 +173,63 @@ def _convert_keras_facenet(h5: Path, quantization: str, calibration: list[ImageB
         [function.get_concrete_function()], tf.Module()
     )
     return _quantize(converter, quantization, calibration)
+
+
+def _convert_sface(onnx_file: Path, quantization: str, calibration: list[ImageBGR]) -> bytes:
+    """OpenCV Zoo's SFace: its ONNX graph replayed as a TensorFlow function, then TFLite.
+
+    Dynamic range keeps the depthwise convolutions' weights in float: XNNPACK has no kernel for
+    a depthwise convolution with int8 weights and float activations, so each one split the graph
+    and ran on TFLite's reference kernels (11 ms instead of 6 per face on an x86 thread). Their
+    weights are 3 % of the model. No full-integer build: it agreed with the ONNX model at cosine
+    0.97 only and ran slower (PRelu falls off XNNPACK's int8 path).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # build extra only
+
+    if quantization == "int8":
+        raise EdgefaceError(f"{onnx_file.name}: no full-integer int8 recipe (use dynamic)")
+    function = tf.function(
+        onnx_sface.sface_function(onnx_file),
+        input_signature=[tf.TensorSpec([1, 112, 112, 3], tf.float32)],
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [function.get_concrete_function()], tf.Module()
+    )
+    content = _quantize(converter, quantization, calibration)
+    return _float_depthwise_weights(content) if quantization == "dynamic" else content
+
+
+def _float_depthwise_weights(content: bytes) -> bytes:
+    """The TFLite model with every int8 depthwise-convolution weight tensor widened to float."""
+    from tensorflow.lite.python import schema_py_generated as schema  # build extra only
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    graph = model.subgraphs[0]
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        weights = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
+        if (
+            builtin != schema.BuiltinOperator.DEPTHWISE_CONV_2D
+            or weights is None
+            or weights.type != schema.TensorType.INT8
+        ):
+            continue
+        q = weights.quantization
+        values = np.frombuffer(bytes(model.buffers[weights.buffer].data), np.int8)
+        values = values.reshape([int(d) for d in weights.shape]).astype(np.float32)
+        shape = [1] * values.ndim
+        shape[int(q.quantizedDimension)] = -1
+        zero = np.asarray(q.zeroPoint, np.float32).reshape(shape)
+        widened = (values - zero) * np.asarray(q.scale, np.float32).reshape(shape)
+        model.buffers[weights.buffer].data = np.frombuffer(
+            widened.astype(np.float32).tobytes(), np.uint8
+        )
+        weights.type = schema.TensorType.FLOAT32
+        weights.quantization = None
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _quantize(converter: Any, quantization: str, calibration: list[ImageBGR]) -> bytes:
@@ -609,9 +667,14 @@ def _keras_reference(h5: Path, crops: list[ImageBGR]) -> npt.NDArray[np.float32]
     return l2_normalise(np.asarray(out, dtype=np.float32))
 
 
+def _sface_reference(onnx_file: Path, crops: list[ImageBGR]) -> npt.NDArray[np.float32]:
+    """SFace embeddings from the untouched ONNX file, run by onnxruntime."""
+    return l2_normalise(onnx_sface.onnx_reference(onnx_file, crops))
+
+
 @dataclass(frozen=True)
 class EmbedderRecipe:
-    """How one family of FaceNet weights becomes TFLite, and its float reference for verify."""
+    """How one family of embedder weights becomes TFLite, and its float reference for verify."""
 
     convert: Callable[[Path, str, list[ImageBGR]], bytes]
     reference: Callable[[Path, list[ImageBGR]], npt.NDArray[np.float32]]
@@ -623,6 +686,7 @@ EMBEDDER_RECIPES = {
     "keras_facenet_tflite": EmbedderRecipe(
         _convert_keras_facenet, _keras_reference, "Keras float reference"
     ),
+    "sface_tflite": EmbedderRecipe(_convert_sface, _sface_reference, "ONNX (onnxruntime)"),
 }
 
 
@@ -640,7 +704,11 @@ def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float,
 
 def missing_build_extra() -> str | None:
     """One line saying what the agreement check needs that is not installed (a device venv)."""
-    missing = [name for name in ("tensorflow", "skimage") if importlib.util.find_spec(name) is None]
+    missing = [
+        name
+        for name in ("tensorflow", "skimage", "onnx", "onnxruntime")
+        if importlib.util.find_spec(name) is None
+    ]
     if not missing:
         return None
     return (
@@ -683,12 +751,13 @@ def verify_models(cache_dir: Path | None = None) -> list[VerifyRow]:
             continue
         if spec.kind == "embedder":
             recipe = EMBEDDER_RECIPES[spec.recipe]
+            embedder = Embedder(model, spec.normalisation)
+            crops = [at_input_size(c, embedder.input_size) for c in faces]
             if spec.source.name not in references:
                 references[spec.source.name] = recipe.reference(
-                    locate_source(spec.source, cache_dir), faces
+                    locate_source(spec.source, cache_dir), crops
                 )
-            embedder = FaceNetEmbedder(model)
-            ours = np.stack([embedder.embed(c) for c in faces])
+            ours = np.stack([embedder.embed(c) for c in crops])
             cosine = (ours * references[spec.source.name]).sum(axis=1)
             agreement = (
                 f"cosine to {recipe.reference_name}: min {cosine.min():.4f},"

@@ -34,7 +34,7 @@ from edgeface import __version__
 from edgeface.align import align_face
 from edgeface.detect import DetectorSettings, FaceDetector
 from edgeface.detectors import load_detector
-from edgeface.embed import FaceNetEmbedder
+from edgeface.embed import Embedder, at_input_size
 from edgeface.errors import EdgefaceError
 from edgeface.files import require_regular_file
 from edgeface.models import (
@@ -127,8 +127,8 @@ def _detector(spec: ModelSpec, cache_dir: Path | None) -> FaceDetector:
 def _golden(spec: ModelSpec, cache_dir: Path, scene: ImageBGR, crop: ImageBGR) -> list[float]:
     """An embedder's embedding of the crop, or a detector's best box in the scene."""
     if spec.kind == "embedder":
-        embedder = FaceNetEmbedder(TFLiteModel(model_file(spec, cache_dir)))
-        return [float(v) for v in embedder.embed(crop)]
+        embedder = Embedder(TFLiteModel(model_file(spec, cache_dir)), spec.normalisation)
+        return [float(v) for v in embedder.embed(at_input_size(crop, embedder.input_size))]
     faces = _detector(spec, cache_dir).detect(scene)
     if not faces:
         return []

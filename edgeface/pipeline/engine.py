@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edgeface.align import head_turn
 from edgeface.analyzer import AnalyzedFace, FaceAnalyzer
 from edgeface.gallery.matcher import Matcher
 from edgeface.pipeline.tracker import Decision, Track, Tracker, decide, vote_weight
@@ -91,7 +92,7 @@ class Engine:
             t1 = self.timer()
             analyzed = self.analyzer.embed_face(frame.image, obs.face)
             t2 = self.timer()
-            match = matcher.match(analyzed.embedding)
+            match = matcher.match(analyzed.embedding, head_turn(obs.face))
             times.embed += t2 - t1
             times.match += self.timer() - t2
             embedded += 1

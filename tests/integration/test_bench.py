@@ -77,3 +77,27 @@ def test_footprint_measures_the_daemon_starting_on_a_cached_gallery(tmp_path):
     assert result["open_fds"] > 0
     cache = list((tmp_path / "state").rglob("*.sqlite*"))
     assert cache, "the first start should have filled the embedding cache"
+
+
+def test_a_face_decided_as_its_track_ends_is_timed(analyzer, astronaut_bgr, tmp_path):
+    """A face seen in two frames only is decided when its track expires: the pipeline benchmark
+    must time that decision, not fail on the track being gone."""
+    import dataclasses
+
+    import numpy as np
+
+    from edgeface.bench import bench_engine, random_gallery
+    from edgeface.config import Config
+    from edgeface.pipeline.tracker import TrackerSettings
+    from edgeface.samples import Appearance, compose_video, head_patch
+
+    box = analyzer.detect(astronaut_bgr)[0].box
+    patch = head_patch(astronaut_bgr, (box.x, box.y, box.w, box.h), 1.9, 170)
+    video = tmp_path / "glimpse.avi"
+    # Two frames at 15 fps: fewer than tracking.votes_to_decide (3), enough to decide at exit.
+    compose_video(video, [Appearance(patch, 0.0, 2 / 15, (200, 90), (200, 90))], duration=3.0)
+    tracking = TrackerSettings(**dataclasses.asdict(Config().tracking))
+    gallery = random_gallery(np.random.default_rng(0), 10, analyzer.embedder.size)
+    result = bench_engine(analyzer, video, gallery, tracking)
+    assert result["embedded"] == 2
+    assert result["time_to_decision"]["video"]["n"] == 1

@@ -25,6 +25,7 @@ from edgeface.models.bundle import SUMS, default_export_models, export_bundle
 
 # What a default configuration needs, and the float embedder a 32-bit runtime falls back to.
 MODELS = default_export_models(load_manifest())
+EMBEDDER = load_manifest().defaults["embedder"]
 # What a device venv lacks: the wrapper makes both imports fail before the CLI runs.
 DEVICE_PYTHON = (
     "import sys\n"
@@ -160,7 +161,7 @@ def test_models_verify_in_a_device_venv_says_what_needs_the_build_extra(
 def test_a_tampered_member_is_refused_in_one_line_and_nothing_is_installed(
     bundle: Path, tmp_path: Path
 ) -> None:
-    name = member_name(bundle, "facenet-msceleb-dynamic")
+    name = member_name(bundle, EMBEDDER)
     with tarfile.open(bundle) as tar:
         data = bytearray(tar.extractfile(name).read())  # type: ignore[union-attr]
     data[len(data) // 2] ^= 0xFF
@@ -178,16 +179,17 @@ def test_a_different_model_under_the_same_name_fails_its_golden_embedding(
 ) -> None:
     # Consistent checksums (recomputed), another network's file under the model's name: only
     # the golden embedding catches it.
-    swapped = model_file(load_manifest().get("facenet-dynamic"))
+    other = next(n for n in ("facenet-msceleb-dynamic", "sface-dynamic") if n != EMBEDDER)
+    swapped = model_file(load_manifest().get(other))
     if not swapped.is_file():
-        pytest.skip("facenet-dynamic not built")
-    name = member_name(bundle, "facenet-msceleb-dynamic")
+        pytest.skip(f"{other} not built")
+    name = member_name(bundle, EMBEDDER)
     bad = rewrite(bundle, tmp_path / "swapped.tar", {name: swapped.read_bytes()}, resum=True)
     cache = tmp_path / "cache"
     result = run_on_device("models", "import", str(bad), "--cache-dir", str(cache))
     assert result.returncode == 2  # a refused input, as every CLI user error
     assert result.stderr.strip().count("\n") == 0, result.stderr
-    assert "facenet-msceleb-dynamic does not reproduce its golden output" in result.stderr
+    assert f"{EMBEDDER} does not reproduce its golden output" in result.stderr
     assert not [p for p in cache.iterdir()], "nothing installed"
 
 

@@ -199,3 +199,62 @@ def test_eval_lists_each_wrong_name_with_its_photo_score_and_runner_up(tmp_path,
     assert len(listed) == 10
     assert f"{errors[0]['photo']}: unknown -> eileen {errors[0]['score']:.3f}" in listed[0]
     assert f"... and {len(errors) - 10} more (all of them in --json)" in result.stdout
+
+
+def test_eval_enrols_one_part_of_a_folder_and_probes_another(tmp_path):
+    """Studio-like photos enrolled, other views probed: the split table, per face-size band."""
+    faces = packaged_faces()
+    rows = ["path,identity"]
+    for n, photo in enumerate(enrollment_photos(faces.person_photo)):
+        cv2.imwrite(str(tmp_path / f"studio_{n}.png"), photo)
+        rows.append(f"studio_{n}.png,{faces.person}")
+    cv2.imwrite(str(tmp_path / "camera_0.png"), cv2.flip(faces.person_photo, 1))
+    rows.append(f"camera_0.png,{faces.person}")
+    for n, stranger in enumerate(faces.strangers[:3]):
+        cv2.imwrite(str(tmp_path / f"camera_s{n}.png"), stranger)
+        rows.append(f"camera_s{n}.png,unknown")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "eval.json"
+    result = edgeface(
+        "eval",
+        "--labels",
+        str(labels),
+        "--root",
+        str(tmp_path),
+        "--enrol",
+        "studio_*",
+        "--probe",
+        "camera_*",
+        "--json",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "enrolled: studio_*; probed: camera_*" in result.stdout
+    split = next(iter(json.loads(out.read_text())["models"].values()))["split"]
+    assert (split["genuine_probes"], split["impostor_probes"]) == (1, 3)
+    assert split["correct_accept_rate"] == 1.0 and split["misidentified"] == 0
+    assert split["strangers_accepted"] == 0
+    assert sum(b["genuine"] + b["strangers"] for b in split["bands"]) == 4
+
+
+def test_a_face_turned_beyond_max_turn_is_not_named_and_identify_says_why(tmp_path):
+    faces = packaged_faces()
+    person = tmp_path / "g" / faces.person
+    person.mkdir(parents=True)
+    for n, photo in enumerate(enrollment_photos(faces.person_photo)):
+        cv2.imwrite(str(person / f"{n}.png"), photo)
+    probe = tmp_path / "probe.png"
+    cv2.imwrite(str(probe), cv2.flip(faces.person_photo, 1))
+    answers = {}
+    for max_turn in (1.0, 0.0):  # the default, and every real face counting as turned
+        config = tmp_path / f"c{max_turn}.yaml"
+        config.write_text(
+            f"state_dir: {tmp_path / 'state'}\nrecognition: {{max_turn: {max_turn}}}\n"
+        )
+        args = ("identify", str(probe), "--gallery", str(tmp_path / "g"), "--config", str(config))
+        result = edgeface(*args, "--explain")
+        assert result.returncode == 0, result.stderr
+        answers[max_turn] = result.stdout
+    assert f"recognised as {faces.person}" in answers[1.0]
+    assert "the head is turned" in answers[0.0] and "recognised as" not in answers[0.0]

@@ -228,3 +228,13 @@ def test_enroll_refuses_a_name_longer_than_a_folder_name(tmp_path, config, photo
         edgeface("enroll", "é" * 150, photos[0], "--config", config), "300 bytes long, at most 255"
     )
     assert not (tmp_path / "g").exists()
+
+
+def test_eval_enrol_needs_probe_and_patterns_that_match(tmp_path):
+    labels = _labelled_walls(tmp_path)
+    base = ("eval", "--labels", labels, "--root", tmp_path)
+    one_error_line(edgeface(*base, "--enrol", "a.png"), "--enrol and --probe go together")
+    one_error_line(
+        edgeface(*base, "--enrol", "a.png", "--probe", "cctv_*"),
+        "--probe cctv_*: matches no path in",
+    )

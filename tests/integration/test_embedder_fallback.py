@@ -19,9 +19,11 @@ from edgeface.analyzer import FaceAnalyzer
 from edgeface.config import Config, ModelsConfig
 from edgeface.errors import EdgefaceError
 from edgeface.models import load_manifest, model_file
+from edgeface.models.fallback import float_variants
 
-DYNAMIC = "facenet-msceleb-dynamic"
-FLOAT = "facenet-msceleb-fp32"
+MANIFEST = load_manifest()
+DYNAMIC = MANIFEST.defaults["embedder"]
+FLOAT = float_variants(MANIFEST, MANIFEST.get(DYNAMIC))[0].name
 OLD_RUNTIME_ERROR = (
     "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'. An older version of this"
     " builtin might be supported. Are you using an old TFLite binary with a newer model?\n"
@@ -70,7 +72,7 @@ def test_the_float_build_of_the_same_weights_is_used_and_said_in_one_line(
 def test_without_a_float_build_the_original_error_says_so(
     old_runtime: None, tmp_path: Path
 ) -> None:
-    detector = load_manifest().defaults["detector"]
+    detector = MANIFEST.defaults["detector"]
     built(DYNAMIC, detector)
     cache = tmp_path / "cache"
     for name in (DYNAMIC, detector):

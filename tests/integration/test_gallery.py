@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from edgeface.analyzer import FaceAnalyzer
-from edgeface.config import Config, GalleryConfig, RecognitionConfig
+from edgeface.config import Config, GalleryConfig, with_embedder
 from edgeface.gallery.cache import CACHE_FILE_NAME, EmbeddingCache
 from edgeface.gallery.matcher import Thresholds
 from edgeface.gallery.store import Gallery, GalleryUpdate
@@ -153,7 +153,13 @@ def test_model_change_recomputes(analyzer, astronaut_bgr, dirs):
     root, state = dirs
     write_photo(root / EILEEN / "1.jpg", astronaut_bgr)
     assert make_gallery(root, state, analyzer).refresh(time.time()).computed == 1
-    other = FaceAnalyzer.from_config(Config(recognition=RecognitionConfig(margin=0.3)))
+    # Another embedder (and with it another crop geometry: box instead of five points).
+    other_model = next(
+        name
+        for name in ("facenet-msceleb-dynamic", "sface-dynamic")
+        if name not in analyzer.model_name
+    )
+    other = FaceAnalyzer.from_config(with_embedder(Config(), other_model))
     assert other.embedding_version != analyzer.embedding_version
     assert make_gallery(root, state, other).refresh(time.time()).computed == 1
 
@@ -180,7 +186,9 @@ def test_damaged_cache_is_rebuilt_with_a_warning(
 def test_negative_photo_stops_a_match(analyzer, astronaut_bgr, eileen_probe, dirs):
     root, state = dirs
     write_photo(root / "Look Alike" / "1.jpg", astronaut_bgr)
-    write_photo(root / "Look Alike" / "not" / "eileen.jpg", cv2.flip(astronaut_bgr, 1))
+    # The negative is the probe's own picture (mirrored, smaller): closer to it than any template.
+    negative = cv2.resize(cv2.flip(astronaut_bgr, 1), None, fx=0.7, fy=0.7)
+    write_photo(root / "Look Alike" / "not" / "eileen.jpg", negative)
     update = make_gallery(root, state, analyzer).refresh(time.time())
     match = update.matcher.match(eileen_probe)
     assert match.nearest == "Look Alike" and match.person is None and match.band == "uncertain"
@@ -462,7 +470,7 @@ def test_list_and_check_on_a_small_gallery(analyzer, astronaut_bgr, dirs):
     mirrored = cv2.flip(astronaut_bgr, 1)
     write_photo(root / EILEEN / "2.jpg", mirrored)
     write_photo(root / EILEEN / "3.jpg", cv2.convertScaleAbs(mirrored, alpha=1.0, beta=12))
-    write_photo(root / "Twin" / "1.jpg", cv2.resize(astronaut_bgr, None, fx=0.8, fy=0.8))
+    write_photo(root / "Twin" / "1.jpg", cv2.convertScaleAbs(astronaut_bgr, alpha=1.0, beta=12))
     write_photo(root / "Empty" / "broken.jpg", np.zeros((50, 50, 3), np.uint8))
     gallery = make_gallery(root, state, analyzer)
     progress: list[tuple[int, int]] = []
@@ -480,7 +488,7 @@ def test_list_and_check_on_a_small_gallery(analyzer, astronaut_bgr, dirs):
     assert by_name[EILEEN].nearest == "Twin" and by_name[EILEEN].too_similar
     assert by_name["Empty"].nearest is None
     # Only Eileen has several photos. Left out, each mirrored photo finds its brighter twin;
-    # the original finds the resized copy filed as "Twin" before her mirrored photos.
+    # the original finds its brighter copy filed as "Twin" before her mirrored photos.
     assert (check.loo_total, check.loo_correct) == (3, 2)
     assert check.loo_accuracy == 2 / 3
     assert [(m.person, m.predicted) for m in check.misidentified] == [(EILEEN, "Twin")]

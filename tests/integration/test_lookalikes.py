@@ -10,8 +10,6 @@ a real shared photo (the golden check of the conversion).
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
 import time
 from pathlib import Path
@@ -38,14 +36,6 @@ needs_faces2 = pytest.mark.skipif(
 )
 
 
-def _labels() -> dict[str, list[Path]]:
-    by_identity: dict[str, list[Path]] = {}
-    with (FACES2 / "labels.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            by_identity.setdefault(row["identity"], []).append(FACES2 / row["path"])
-    return by_identity
-
-
 def _patch(analyzer: FaceAnalyzer, image: np.ndarray) -> np.ndarray:
     box = analyzer.detect(image)[0].box
     return head_patch(image, (box.x, box.y, box.w, box.h), 1.9, 150)
@@ -56,7 +46,7 @@ def test_lookalike_strangers_between_enrolled_people_are_unknown(
     tmp_path, mosquitto, recorder_factory
 ):
     analyzer = FaceAnalyzer.from_config(Config())
-    labels = _labels()
+    labels = support.photos_by_identity(FACES2)
     gallery = tmp_path / "gallery"
     templates, visitors = [], []
     for person in ENROLLED:
@@ -91,14 +81,9 @@ def test_lookalike_strangers_between_enrolled_people_are_unknown(
     video = tmp_path / "lookalikes.avi"
     compose_video(video, appearances, duration=t + 0.5)
 
-    recorder = recorder_factory(mosquitto, f"edgeface/{support.DEVICE}/events")
-    config = support.write_config(
-        tmp_path, video, gallery, mosquitto.port, camera={"loop": False, "realtime": False}
+    decisions = support.decisions_over_video(
+        tmp_path, video, gallery, mosquitto, recorder_factory, timeout=300
     )
-    result = support.run_daemon(config, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    events = [json.loads(p) for p in recorder.payloads(f"edgeface/{support.DEVICE}/events")]
-    decisions = [e for e in events if e["type"] in ("recognized", "unknown")]
     closest = [(name, round(score, 3)) for score, name, _ in lookalikes]
     named_strangers = [
         e for e in decisions if e["type"] == "recognized" and e["person"] not in ENROLLED
@@ -115,7 +100,7 @@ def test_built_msceleb_facenet_matches_its_keras_reference_on_a_shared_photo():
     from edgeface.models import load_manifest
     from edgeface.models.build import EMBEDDER_RECIPES, locate_source
 
-    photo = sorted(_labels()["Tony_Blair"])[0]
+    photo = sorted(support.photos_by_identity(FACES2)["Tony_Blair"])[0]
     cosines = {}
     for name in ("facenet-msceleb-fp32", "facenet-msceleb-dynamic"):
         analyzer = FaceAnalyzer.from_config(with_embedder(Config(), name))

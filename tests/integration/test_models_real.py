@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgeface.analyzer import FaceAnalyzer
+from edgeface.config import Config
 from edgeface.errors import EdgefaceError
 from edgeface.images import load_image
 
@@ -63,7 +64,8 @@ def test_same_person_scores_higher_than_different_people(analyzer, astronaut_bgr
             others.append(float(found[0].embedding @ reference))
     assert len(others) >= 20, "LFW crops should mostly be detected"
     same = min(float(mirrored @ reference), float(scaled @ reference))
-    assert same > 0.8
+    # Well above the default model's match threshold (scores mean nothing across models).
+    assert same > Config().recognition.match_threshold + 0.1
     assert same > max(others) + 0.1
 
 

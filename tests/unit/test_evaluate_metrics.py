@@ -133,3 +133,57 @@ def test_probe_errors_name_the_photo_the_name_its_score_and_the_runner_up() -> N
         "  ... and 1 more (all of them in --json)",
     ]
     assert format_probe_errors("m", []) == []
+
+
+def test_split_enrols_one_part_and_probes_another_per_size_band():
+    from edgeface.evaluate import path_selector, split_identification
+
+    images = [
+        LabelledImage(None, "ana/studio.jpg", "ana"),  # type: ignore[arg-type]
+        LabelledImage(None, "ana/cam1.jpg", "ana"),  # type: ignore[arg-type]
+        LabelledImage(None, "ana/cam2.jpg", "ana"),  # type: ignore[arg-type]
+        LabelledImage(None, "bo/studio.jpg", "bo"),  # type: ignore[arg-type]
+        LabelledImage(None, "bo/cam1.jpg", "bo"),  # type: ignore[arg-type]
+        LabelledImage(None, "cy/cam1.jpg", "cy"),  # type: ignore[arg-type]  # not enrolled
+    ]
+    results = {
+        "ana/studio.jpg": ImageResult(unit([1, 0, 0]), 0, 200.0),
+        "ana/cam1.jpg": ImageResult(unit([0.9, 0.2, 0]), 0, 40.0),
+        "ana/cam2.jpg": ImageResult(None, None),
+        "bo/studio.jpg": ImageResult(unit([0, 1, 0]), 0, 200.0),
+        "bo/cam1.jpg": ImageResult(unit([0.8, 0.6, 0]), 0, 90.0),  # nearer ana than bo
+        "cy/cam1.jpg": ImageResult(unit([0, 0.1, 1]), 0, 60.0, turn=2.0),
+    }
+    r = split_identification(
+        images,
+        results,
+        Thresholds(0.6, 0.4, 0.0),
+        path_selector("*/studio.jpg"),
+        path_selector("*/cam*"),
+    )
+    assert (r["genuine_probes"], r["impostor_probes"], r["no_face"]) == (3, 1, 1)
+    assert r["misidentified"] == 1  # bo's camera frame is named ana
+    bands = {b["band"]: b for b in r["bands"]}
+    assert bands["0-48px"]["correct"] == 1 and bands["80-128px"]["misidentified"] == 1
+    assert bands["48-80px"]["strangers"] == 1 and bands["no face"]["missed"] == 1
+
+
+def test_split_leaves_a_photo_out_of_the_gallery_while_it_is_probed():
+    from edgeface.evaluate import path_selector, split_probes
+
+    images = [
+        LabelledImage(None, "ana/cam1.jpg", "ana"),  # type: ignore[arg-type]
+        LabelledImage(None, "ana/cam2.jpg", "ana"),  # type: ignore[arg-type]
+        LabelledImage(None, "bo/cam1.jpg", "bo"),  # type: ignore[arg-type]
+    ]
+    results = {
+        "ana/cam1.jpg": ImageResult(unit([1, 0, 0]), 0, 50.0),
+        "ana/cam2.jpg": ImageResult(unit([0.95, 0.1, 0]), 0, 50.0),
+        "bo/cam1.jpg": ImageResult(unit([0, 1, 0]), 0, 50.0),
+    }
+    every = path_selector("*/cam*")
+    outcomes, _ = split_probes(images, results, every, every, Thresholds(-2, -2, 0.0))
+    ana1, ana2, bo = outcomes
+    assert ana2.nearest == "ana"
+    assert ana1.nearest == "ana" and ana1.score < 1.0  # its own photo is not in the gallery
+    assert not bo.genuine  # bo's only enrolled photo is the probe itself: a stranger

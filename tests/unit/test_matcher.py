@@ -66,3 +66,13 @@ def test_a_match_too_close_to_the_runner_up_is_uncertain_not_a_name():
     assert match.person is None and match.band == "uncertain" and match.nearest == "ana"
     # clear of the runner-up: still a name
     assert careful.match(ana).person == "ana"
+
+
+def test_a_turned_face_is_uncertain_however_high_it_scores():
+    rng = np.random.default_rng(3)
+    ana, bo = unit_rows(rng, 2)
+    m = Matcher(np.stack([ana, bo]), ["ana", "bo"], Thresholds(0.6, 0.4, 0.1, max_turn=0.8))
+    assert m.match(ana, turn=0.3).person == "ana"
+    assert m.match(ana).person == "ana"  # no landmarks, no turn: the score decides
+    turned = m.match(ana, turn=1.2)
+    assert turned.person is None and turned.band == "uncertain" and turned.nearest == "ana"
