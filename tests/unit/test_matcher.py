@@ -106,3 +106,13 @@ def test_the_daemon_crowding_threshold_is_the_unknown_threshold():
 
     thresholds = Thresholds.from_config(Config().recognition)
     assert thresholds.crowded == thresholds.unknown
+
+
+def test_identify_explains_a_match_held_back_by_a_crowded_template():
+    from edgeface.identify import _why_uncertain
+    from edgeface.types import Match, RunnerUp
+
+    thresholds = Thresholds(0.45, 0.35, 0.1, crowded=0.35)
+    held = Match(None, 0.52, RunnerUp("bo", 0.3), "uncertain", "ana", crowding=0.12)
+    why = _why_uncertain(held, thresholds, None)
+    assert "close to another enrolled person" in why and "needs 0.570" in why
