@@ -12,7 +12,8 @@ so it takes any input size; its cost grows with the pixels it sees, about 840 mu
 input pixel (86 M at 320x320). Measured on scikit-image's astronaut pasted at known sizes (OpenCV
 5.1): faces from 10 px of input are found, faces above about 250 px come with part-of-face boxes
 and above 450 px are missed. A search therefore shrinks the image so that its smallest wanted
-face spans `SMALLEST_INPUT_FACE` px (never enlarges it, never below `MIN_SEARCH_PIXELS`), and adds
+face spans `SMALLEST_INPUT_FACE` px (never enlarges it, never below `MIN_SEARCH_PIXELS` unless it
+is smaller than that already), and adds
 coarser passes until a face as large as the image's shorter side fits `COARSEST_SIDE` px.
 """
 
@@ -79,7 +80,11 @@ def search_scales(width: int, height: int, smallest_face_px: float) -> list[floa
     """Scales (input px per image px) an image is searched at, finest first."""
     shorter = min(width, height)
     wanted = SMALLEST_INPUT_FACE / max(smallest_face_px, 1.0)
-    floor = math.sqrt(MIN_SEARCH_PIXELS / max(width * height, 1))
+    # An image with fewer pixels than the floor (a thumbnail, a tight face crop: its face fills
+    # it) is searched as before: at its own size YuNet's boxes of a face touching the image's
+    # edges moved by up to 10 %, and the box-cropping FaceNets lost photos of the shared sets.
+    area = width * height
+    floor = math.sqrt(MIN_SEARCH_PIXELS / area) if area >= MIN_SEARCH_PIXELS else 0.0
     scale = min(1.0, max(wanted, floor))
     scales = [scale]
     while shorter * scale > COARSEST_SIDE * 1.01:

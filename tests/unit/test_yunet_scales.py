@@ -24,7 +24,7 @@ def test_images_are_never_enlarged_and_big_photos_end_within_range() -> None:
     assert scales[0] == 1.0
     assert all(a > b for a, b in itertools.pairwise(scales))
     assert 4000 * scales[-1] <= COARSEST_SIDE * 1.01
-    assert search_scales(100, 80, 40) == [1.0]
+    assert search_scales(100, 80, 40) == [0.5]
 
 
 def test_small_camera_frames_are_searched_at_no_fewer_pixels_than_320x240() -> None:
@@ -32,6 +32,9 @@ def test_small_camera_frames_are_searched_at_no_fewer_pixels_than_320x240() -> N
     # face asks for; it is searched at 320x240's pixel count instead.
     (scale,) = search_scales(352, 288, 40)
     assert 352 * 288 * scale**2 == pytest.approx(MIN_SEARCH_PIXELS)
-    assert search_scales(176, 144, 40) == [1.0]
+    assert search_scales(320, 240, 40) == [1.0]
+    # Images with fewer pixels than that (thumbnails, tight face crops) are searched as before.
+    assert search_scales(160, 160, 40) == [0.5]
+    assert search_scales(250, 250, 40) == [0.5]
     # Frames with four times those pixels or more are searched as before.
     assert search_scales(1280, 720, 40)[0] == SMALLEST_INPUT_FACE / 40
