@@ -2,8 +2,8 @@
 
 Owns: choosing the scales an image is searched at (the finest so that the smallest wanted face
 reaches the size YuNet still finds, coarser ones so that a face filling the image fits its
-largest anchors; never fewer input pixels than a 320x240 frame's), running YuNet at each, merging the duplicates a face leaves at neighbouring
-scales, looking at each face again in a crop around it for precise landmarks, and mapping boxes
+largest anchors; never fewer input pixels than a 320x240 frame's), running YuNet at each,
+merging the duplicates a face leaves at neighbouring scales, looking at each face again in a crop around it for precise landmarks, and mapping boxes
 and the five landmarks back to image pixels.
 Never: reads images, knows about regions of interest, tracking or alignment.
 
@@ -13,8 +13,7 @@ input pixel (86 M at 320x320). Measured on scikit-image's astronaut pasted at kn
 5.1): faces from 10 px of input are found, faces above about 250 px come with part-of-face boxes
 and above 450 px are missed. A search therefore shrinks the image so that its smallest wanted
 face spans `SMALLEST_INPUT_FACE` px (never enlarges it, never below `MIN_SEARCH_PIXELS` unless it
-is smaller than that already), and adds
-coarser passes until a face as large as the image's shorter side fits `COARSEST_SIDE` px.
+is smaller than that already), and adds coarser passes until a face as large as the image's shorter side fits `COARSEST_SIDE` px.
 """
 
 from __future__ import annotations
@@ -37,8 +36,9 @@ from edgeface.types import Box, Face, ImageBGR
 SMALLEST_INPUT_FACE = 20.0
 # A search never shrinks an image below this many pixels (a 320x240 frame's, what a 640x480
 # frame is searched at). Small camera frames (352x288 CIF) hold small faces, and halving them put
-# their 35-60 px faces at 17-30 px of input, where YuNet misses many; at their own size they cost
-# about one 320x320 pass (86 M). Measured on 352x288 surveillance frames (README "Distant faces").
+# their 35-60 px faces at 17-30 px of input, where YuNet misses many; searched at this many
+# pixels they cost what a 640x480 frame does (69 M multiply-adds). Measured on 352x288
+# surveillance frames (README "Distant faces").
 MIN_SEARCH_PIXELS = 320 * 240
 # A face is at most about as large as the image's shorter side. Passes are added, each
 # PYRAMID_STEP times coarser, until that side fits this many input pixels: a face filling the
