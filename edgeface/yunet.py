@@ -1,19 +1,20 @@
 """Face detection with OpenCV Zoo's YuNet (2023mar) through `cv2.FaceDetectorYN`.
 
 Owns: choosing the scales an image is searched at (the finest so that the smallest wanted face
-reaches the size YuNet still finds, coarser ones so that a face filling the image fits its
-largest anchors; never fewer input pixels than a 320x240 frame's), running YuNet at each,
-merging the duplicates a face leaves at neighbouring scales, looking at each face again in a crop around it for precise landmarks, and mapping boxes
-and the five landmarks back to image pixels.
+reaches the size YuNet still finds, coarser ones so that a face filling the image fits its largest
+anchors; never fewer input pixels than a 320x240 frame's), running YuNet at each, merging the
+duplicates a face leaves at neighbouring scales, looking at each face again in a crop around it for
+precise landmarks, and mapping boxes and the five landmarks back to image pixels.
 Never: reads images, knows about regions of interest, tracking or alignment.
 
-YuNet is fully convolutional (strides 8, 16 and 32; OpenCV pads the input to a multiple of 32),
-so it takes any input size; its cost grows with the pixels it sees, about 840 multiply-adds per
-input pixel (86 M at 320x320). Measured on scikit-image's astronaut pasted at known sizes (OpenCV
-5.1): faces from 10 px of input are found, faces above about 250 px come with part-of-face boxes
-and above 450 px are missed. A search therefore shrinks the image so that its smallest wanted
-face spans `SMALLEST_INPUT_FACE` px (never enlarges it, never below `MIN_SEARCH_PIXELS` unless it
-is smaller than that already), and adds coarser passes until a face as large as the image's shorter side fits `COARSEST_SIDE` px.
+YuNet is fully convolutional (strides 8, 16 and 32; OpenCV pads the input to a multiple of 32), so
+it takes any input size; its cost grows with the pixels it sees, about 840 multiply-adds per input
+pixel (86 M at 320x320). Measured on scikit-image's astronaut pasted at known sizes (OpenCV 5.1):
+faces from 10 px of input are found, faces above about 250 px come with part-of-face boxes and
+above 450 px are missed. A search therefore shrinks the image so that its smallest wanted face
+spans `SMALLEST_INPUT_FACE` px (never enlarges it, never below `MIN_SEARCH_PIXELS` unless it is
+smaller than that already), and adds coarser passes until a face as large as the image's shorter
+side fits `COARSEST_SIDE` px.
 """
 
 from __future__ import annotations
