@@ -21,7 +21,7 @@ from edgeface.types import Box, Face, ImageBGR
 _RAW_SCORE_LIMIT = 80.0
 _NUM_KEYPOINTS = 6
 # Bump when preprocessing or decoding changes what is found: cached gallery results depend on it.
-DETECTION_VERSION = "d2"
+DETECTION_VERSION = "d3"
 
 
 @dataclass(frozen=True)

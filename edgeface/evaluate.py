@@ -169,9 +169,15 @@ class ProbeOutcome:
     photo: str = ""  # as written in the labels file
     runner_up: RunnerUp | None = None  # the next person, with their score
     face_px: float | None = None
+    crowding: float = 0.0  # Match.crowding: the score must beat the threshold by this
+
+    @property
+    def decisive(self) -> float:
+        """What the threshold is compared with: the score less the template's crowding."""
+        return self.score - self.crowding
 
     def named(self, threshold: float) -> str | None:
-        return self.nearest if self.clear and self.score >= threshold else None
+        return self.nearest if self.clear and self.decisive >= threshold else None
 
 
 def gallery_probes(
@@ -179,6 +185,7 @@ def gallery_probes(
     results: dict[str, ImageResult],
     margin: float,
     max_turn: float = float("inf"),
+    crowded: float = float("inf"),
 ) -> tuple[list[ProbeOutcome], int]:
     """The daemon's situation on a labelled folder: several photos per person enrolled.
 
@@ -204,7 +211,7 @@ def gallery_probes(
     labels = [img.identity for img in usable]
     # Thresholds of -2 let the matcher apply only the margin and turn rules; the threshold is
     # swept later.
-    rule = Thresholds(match=-2.0, unknown=-2.0, margin=margin, max_turn=max_turn)
+    rule = Thresholds(-2.0, -2.0, margin=margin, max_turn=max_turn, crowded=crowded)
     outcomes = []
     for img in sorted(enrolled + strangers, key=lambda i: i.relative):
         genuine = img in enrolled
@@ -227,6 +234,7 @@ def gallery_probes(
                 img.relative,
                 match.runner_up,
                 results[img.relative].face_px,
+                match.crowding,
             )
         )
     return outcomes, len(enrolled) - len(usable)
@@ -295,7 +303,7 @@ def format_probe_errors(name: str, errors: list[dict[str, Any]], limit: int = 10
 
 def threshold_at_fpir(outcomes: list[ProbeOutcome], fpir: float) -> float:
     """The lowest threshold at which at most `fpir` of the strangers are given a name."""
-    strangers = [o.score for o in outcomes if not o.genuine and o.clear]
+    strangers = [o.decisive for o in outcomes if not o.genuine and o.clear]
     total = sum(not o.genuine for o in outcomes)
     allowed = int(np.floor(fpir * total))
     ordered = sorted(strangers, reverse=True)
@@ -309,7 +317,7 @@ def identification(
 ) -> dict[str, Any]:
     """Open-set identification at the shipped operating point and at FPIR 1 %."""
     outcomes, enrolled_without_face = gallery_probes(
-        images, results, thresholds.margin, thresholds.max_turn
+        images, results, thresholds.margin, thresholds.max_turn, thresholds.crowded
     )
     genuine = [o for o in outcomes if o.genuine]
     report = open_set_rates(outcomes, thresholds.match)
@@ -340,7 +348,7 @@ def det_curve(outcomes: list[ProbeOutcome]) -> list[tuple[float, float, float]]:
     if not genuine or not strangers:
         return []
     points = []
-    for t in sorted({o.score for o in outcomes if o.nearest is not None}):
+    for t in sorted({o.decisive for o in outcomes if o.nearest is not None}):
         fpir = sum(o.named(t) is not None for o in strangers) / len(strangers)
         fnir = sum(o.named(t) != o.identity for o in genuine) / len(genuine)
         points.append((float(t), fpir, fnir))
@@ -543,6 +551,7 @@ def split_probes(
                 photo=img.relative,
                 runner_up=match.runner_up,
                 face_px=result.face_px,
+                crowding=match.crowding,
             )
         )
     return outcomes, without_face

@@ -112,6 +112,11 @@ def _why_uncertain(match: Match, thresholds: Thresholds, turn: float | None) -> 
             f"is only {match.margin:.3f} ahead of {match.runner_up.person}"
             " (recognition.ambiguity_margin): a look-alike"
         )
+    if match.score - match.crowding < thresholds.match:
+        return (
+            f"but that photo of {match.nearest} is itself close to another enrolled person"
+            f" (a match through it needs {thresholds.match + match.crowding:.3f})"
+        )
     if turn is not None and turn > thresholds.max_turn:
         return f"but the head is turned ({turn:.2f} > recognition.max_turn {thresholds.max_turn:g})"
     return f"is no closer than one of the photos in {match.nearest}/not/"

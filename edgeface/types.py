@@ -100,6 +100,9 @@ class Match:
     runner_up: RunnerUp | None
     band: Band
     nearest: str | None = None
+    # How far the template matched resembles another enrolled person beyond the crowding
+    # threshold (edgeface.gallery.matcher.Thresholds.crowded): the score must beat `match` by it.
+    crowding: float = 0.0
 
     @property
     def margin(self) -> float:

@@ -1,19 +1,20 @@
 """Face detection with OpenCV Zoo's YuNet (2023mar) through `cv2.FaceDetectorYN`.
 
 Owns: choosing the scales an image is searched at (the finest so that the smallest wanted face
-reaches the size YuNet still finds, coarser ones so that a face filling the image fits its
-largest anchors), running YuNet at each, merging the duplicates a face leaves at neighbouring
-scales, looking at each face again in a crop around it for precise landmarks, and mapping boxes
-and the five landmarks back to image pixels.
+reaches the size YuNet still finds, coarser ones so that a face filling the image fits its largest
+anchors; never fewer input pixels than a 320x240 frame's), running YuNet at each, merging the
+duplicates a face leaves at neighbouring scales, looking at each face again in a crop around it for
+precise landmarks, and mapping boxes and the five landmarks back to image pixels.
 Never: reads images, knows about regions of interest, tracking or alignment.
 
-YuNet is fully convolutional (strides 8, 16 and 32; OpenCV pads the input to a multiple of 32),
-so it takes any input size; its cost grows with the pixels it sees, about 840 multiply-adds per
-input pixel (86 M at 320x320). Measured on scikit-image's astronaut pasted at known sizes (OpenCV
-5.1): faces from 10 px of input are found, faces above about 250 px come with part-of-face boxes
-and above 450 px are missed. A search therefore shrinks the image so that its smallest wanted
-face spans `SMALLEST_INPUT_FACE` px (never enlarges it), and adds coarser passes until a face as
-large as the image's shorter side fits `COARSEST_SIDE` px.
+YuNet is fully convolutional (strides 8, 16 and 32; OpenCV pads the input to a multiple of 32), so
+it takes any input size; its cost grows with the pixels it sees, about 840 multiply-adds per input
+pixel (86 M at 320x320). Measured on scikit-image's astronaut pasted at known sizes (OpenCV 5.1):
+faces from 10 px of input are found, faces above about 250 px come with part-of-face boxes and
+above 450 px are missed. A search therefore shrinks the image so that its smallest wanted face
+spans `SMALLEST_INPUT_FACE` px (never enlarges it, never below `MIN_SEARCH_PIXELS` unless it is
+smaller than that already), and adds coarser passes until a face as large as the image's shorter
+side fits `COARSEST_SIDE` px.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ from edgeface.types import Box, Face, ImageBGR
 # 240 and 270) 98.9-100 % were found at 16 and at 20 px; scikit-image's astronaut at 40-60 px
 # scored lower (found at score 0.7: 62 % at 16 px, 90 % at 20 px).
 SMALLEST_INPUT_FACE = 20.0
+# A search never shrinks an image below this many pixels (a 320x240 frame's, what a 640x480
+# frame is searched at). Small camera frames (352x288 CIF) hold small faces, and halving them put
+# their 35-60 px faces at 17-30 px of input, where YuNet misses many; searched at this many
+# pixels they cost what a 640x480 frame does (69 M multiply-adds). Measured on 352x288
+# surveillance frames (README "Distant faces").
+MIN_SEARCH_PIXELS = 320 * 240
 # A face is at most about as large as the image's shorter side. Passes are added, each
 # PYRAMID_STEP times coarser, until that side fits this many input pixels: a face filling the
 # picture then lies inside the range YuNet finds cleanly (a 640x480 frame needs one pass).
@@ -73,7 +80,13 @@ def opencv_supports_yunet() -> bool:
 def search_scales(width: int, height: int, smallest_face_px: float) -> list[float]:
     """Scales (input px per image px) an image is searched at, finest first."""
     shorter = min(width, height)
-    scale = min(1.0, SMALLEST_INPUT_FACE / max(smallest_face_px, 1.0))
+    wanted = SMALLEST_INPUT_FACE / max(smallest_face_px, 1.0)
+    # An image with fewer pixels than the floor (a thumbnail, a tight face crop: its face fills
+    # it) is searched as before: at its own size YuNet's boxes of a face touching the image's
+    # edges moved by up to 10 %, and the box-cropping FaceNets lost photos of the shared sets.
+    area = width * height
+    floor = math.sqrt(MIN_SEARCH_PIXELS / area) if area >= MIN_SEARCH_PIXELS else 0.0
+    scale = min(1.0, max(wanted, floor))
     scales = [scale]
     while shorter * scale > COARSEST_SIDE * 1.01:
         scale = max(scale / PYRAMID_STEP, COARSEST_SIDE / shorter)

@@ -39,6 +39,11 @@ class Thresholds:
     # A face turned further than this (edgeface.align.head_turn) is never named, only uncertain:
     # on turned camera faces the nearest person is often someone else (README "Operating points").
     max_turn: float = float("inf")
+    # A template that itself scores above this against another enrolled person's template
+    # already looks like someone else (same camera, same light): a probe it matches must beat
+    # `match` by that excess to be named (README "Operating points"). The daemon's is `unknown`,
+    # where impostor pairs reach 1 in 1,000; infinity turns the rule off.
+    crowded: float = float("inf")
 
     @classmethod
     def from_config(cls, recognition: RecognitionConfig) -> Thresholds:
@@ -47,6 +52,7 @@ class Thresholds:
             unknown=recognition.unknown_threshold,
             margin=recognition.ambiguity_margin,
             max_turn=recognition.max_turn,
+            crowded=recognition.unknown_threshold,
         )
 
     def band(self, score: float) -> Band:
@@ -135,14 +141,29 @@ class Matcher:
             else None
         )
         band = self.thresholds.band(score)
+        crowding = self._crowding(int(people[best]), probe) if band == "match" else 0.0
         if band == "match" and (
             (runner_up is not None and score - runner_up.score < self.thresholds.margin)
             or (turn is not None and turn > self.thresholds.max_turn)
+            or score - crowding < self.thresholds.match
             or self._closer_to_negative(nearest, probe, score)
         ):
             band = "uncertain"
         person = nearest if band == "match" else None
-        return Match(person=person, score=score, runner_up=runner_up, band=band, nearest=nearest)
+        return Match(person, score, runner_up, band, nearest, crowding)
+
+    def _crowding(self, person: int, probe: Embedding) -> float:
+        """How far the person's template nearest to `probe` scores above `thresholds.crowded`
+        against any other person's template (0 when it does not). Computed only for a claimed
+        match: one more pass over the templates."""
+        if not np.isfinite(self.thresholds.crowded) or len(self.person_names) < 2:
+            return 0.0
+        start, end = self._starts[person], self._ends[person]
+        own = self.templates[start:end]
+        template = own[int(np.argmax(own @ probe.astype(np.float32)))]
+        similarities = self.templates @ template
+        similarities[start:end] = -np.inf
+        return max(0.0, float(similarities.max()) - self.thresholds.crowded)
 
     def _closer_to_negative(self, person: str, probe: Embedding, score: float) -> bool:
         negatives = self.negatives.get(person)

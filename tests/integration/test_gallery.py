@@ -470,7 +470,10 @@ def test_list_and_check_on_a_small_gallery(analyzer, astronaut_bgr, dirs):
     mirrored = cv2.flip(astronaut_bgr, 1)
     write_photo(root / EILEEN / "2.jpg", mirrored)
     write_photo(root / EILEEN / "3.jpg", cv2.convertScaleAbs(mirrored, alpha=1.0, beta=12))
-    write_photo(root / "Twin" / "1.jpg", cv2.convertScaleAbs(astronaut_bgr, alpha=1.0, beta=12))
+    # A near copy of the original (4 grey levels brighter) filed as someone else. At 12 levels
+    # it scored 0.945-0.988 against the original depending on the detector's search size, the
+    # mirrored photos 0.95: a coin flip, not the look-alike this test needs.
+    write_photo(root / "Twin" / "1.jpg", cv2.convertScaleAbs(astronaut_bgr, alpha=1.0, beta=4))
     write_photo(root / "Empty" / "broken.jpg", np.zeros((50, 50, 3), np.uint8))
     gallery = make_gallery(root, state, analyzer)
     progress: list[tuple[int, int]] = []

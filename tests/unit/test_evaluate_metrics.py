@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edgeface.evaluate import (
     ImageResult,
@@ -187,3 +188,33 @@ def test_split_leaves_a_photo_out_of_the_gallery_while_it_is_probed():
     assert ana2.nearest == "ana"
     assert ana1.nearest == "ana" and ana1.score < 1.0  # its own photo is not in the gallery
     assert not bo.genuine  # bo's only enrolled photo is the probe itself: a stranger
+
+
+def test_a_crowded_template_raises_the_bar_in_eval_as_in_the_daemon():
+    """Two people seen by one camera (their frames 0.8 alike): eval's swept threshold applies to
+    the score less the matched template's crowding, as the daemon's matcher does."""
+    from edgeface.evaluate import path_selector, split_probes
+
+    images = [
+        LabelledImage(None, "ana/cam1.jpg", "ana"),  # type: ignore[arg-type]
+        LabelledImage(None, "ana/cam2.jpg", "ana"),  # type: ignore[arg-type]
+        LabelledImage(None, "bo/cam1.jpg", "bo"),  # type: ignore[arg-type]
+        LabelledImage(None, "bo/cam2.jpg", "bo"),  # type: ignore[arg-type]
+    ]
+    results = {
+        "ana/cam1.jpg": ImageResult(unit([1, 0, 0]), 0, 50.0),
+        "ana/cam2.jpg": ImageResult(unit([0.6, 0.8, 0]), 0, 50.0),
+        "bo/cam1.jpg": ImageResult(unit([0.8, 0, 0.6]), 0, 50.0),
+        "bo/cam2.jpg": ImageResult(unit([0, 0, 1]), 0, 50.0),
+    }
+    every = path_selector("*/cam*")
+    plain, _ = split_probes(images, results, every, every, Thresholds(-2, -2, 0.1))
+    careful, _ = split_probes(images, results, every, every, Thresholds(-2, -2, 0.1, crowded=0.4))
+    # bo/cam1 is nearest ana/cam1 (0.8) and would be named ana at 0.6
+    assert plain[2].named(0.6) == "ana"
+    # ana/cam1 itself scores 0.8 against bo/cam1 - but that is the probe, left out; against
+    # bo/cam2 it scores 0: no crowd, so the rule changes nothing here ...
+    assert careful[2].named(0.6) == "ana"
+    # ... while ana/cam2's probe meets ana/cam1, which is 0.8 from bo/cam1 (in the gallery):
+    assert plain[1].named(0.6) == "ana" and plain[1].crowding == 0.0
+    assert careful[1].crowding == pytest.approx(0.4) and careful[1].named(0.6) is None

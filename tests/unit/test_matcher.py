@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edgeface.gallery import matcher as matcher_module
 from edgeface.gallery.matcher import Matcher, Thresholds
@@ -76,3 +77,42 @@ def test_a_turned_face_is_uncertain_however_high_it_scores():
     assert m.match(ana).person == "ana"  # no landmarks, no turn: the score decides
     turned = m.match(ana, turn=1.2)
     assert turned.person is None and turned.band == "uncertain" and turned.nearest == "ana"
+
+
+def test_a_template_close_to_another_person_must_be_beaten_by_the_excess():
+    # cam_ana and cam_bo are two people seen by one camera: 0.8 alike (same angle, same light).
+    cam_ana, cam_bo, studio_cy = unit([1, 0, 0, 0]), unit([0.8, 0.6, 0, 0]), unit([0, 0, 1, 0])
+    gallery, people = np.stack([cam_ana, cam_bo, studio_cy]), ["ana", "bo", "cy"]
+    probe = unit([0.7, -0.1, 0.3, 0.64])  # 0.70 to cam_ana, 0.50 to cam_bo, 0.30 to cy
+    plain = Matcher(gallery, people, Thresholds(0.6, 0.4, 0.1))
+    assert plain.match(probe).person == "ana"
+    careful = Matcher(gallery, people, Thresholds(0.6, 0.4, 0.1, crowded=0.4))
+    match = careful.match(probe)
+    # cam_ana scores 0.8 against bo's template, 0.4 above `crowded`: 0.70 needs 1.0 now
+    assert match.crowding == pytest.approx(0.4)
+    assert match.person is None and match.band == "uncertain" and match.nearest == "ana"
+    # a template that resembles no one else asks nothing more
+    cy = careful.match(unit([0, 0.1, 0.8, 0.2]))
+    assert cy.person == "cy" and cy.crowding == 0.0
+    # the same person's other templates are no crowd
+    twins = Matcher(
+        np.stack([cam_ana, cam_ana, studio_cy]), ["ana", "ana", "cy"], careful.thresholds
+    )
+    assert twins.match(probe).person == "ana"
+
+
+def test_the_daemon_crowding_threshold_is_the_unknown_threshold():
+    from edgeface.config import Config
+
+    thresholds = Thresholds.from_config(Config().recognition)
+    assert thresholds.crowded == thresholds.unknown
+
+
+def test_identify_explains_a_match_held_back_by_a_crowded_template():
+    from edgeface.identify import _why_uncertain
+    from edgeface.types import Match, RunnerUp
+
+    thresholds = Thresholds(0.45, 0.35, 0.1, crowded=0.35)
+    held = Match(None, 0.52, RunnerUp("bo", 0.3), "uncertain", "ana", crowding=0.12)
+    why = _why_uncertain(held, thresholds, None)
+    assert "close to another enrolled person" in why and "needs 0.570" in why
