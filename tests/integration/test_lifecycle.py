@@ -128,7 +128,9 @@ def test_reload_applies_thresholds_tracking_and_gallery_and_names_restart_keys(
             types = decisions(log_after(daemon, marker))
             return [t for t in types if t != "left"]
 
-        daemon.wait_for(lambda: len(after()) >= 3, 60, "three decisions after the reload")
+        # Two are enough: with lost_after 3600 a new track starts only where the tracker loses
+        # her (a cut in the video), which a loaded machine may reach once in the deadline.
+        daemon.wait_for(lambda: len(after()) >= 2, 90, "two decisions after the reload")
         # The first may be a track whose votes were cast before the reload; later ones are new
         # tracks, decided with the new thresholds: she is below 0.98 -> unknown.
         assert after()[1:] == ["unknown"] * (len(after()) - 1), daemon.log()[-2000:]
