@@ -172,11 +172,7 @@ def test_split_enrols_one_part_and_probes_another_per_size_band():
 def test_split_leaves_a_photo_out_of_the_gallery_while_it_is_probed():
     from edgeface.evaluate import path_selector, split_probes
 
-    images = [
-        LabelledImage(None, "ana/cam1.jpg", "ana"),  # type: ignore[arg-type]
-        LabelledImage(None, "ana/cam2.jpg", "ana"),  # type: ignore[arg-type]
-        LabelledImage(None, "bo/cam1.jpg", "bo"),  # type: ignore[arg-type]
-    ]
+    images = _camera_frames("ana/cam1.jpg", "ana/cam2.jpg", "bo/cam1.jpg")
     results = {
         "ana/cam1.jpg": ImageResult(unit([1, 0, 0]), 0, 50.0),
         "ana/cam2.jpg": ImageResult(unit([0.95, 0.1, 0]), 0, 50.0),
@@ -195,12 +191,7 @@ def test_a_crowded_template_raises_the_bar_in_eval_as_in_the_daemon():
     the score less the matched template's crowding, as the daemon's matcher does."""
     from edgeface.evaluate import path_selector, split_probes
 
-    images = [
-        LabelledImage(None, "ana/cam1.jpg", "ana"),  # type: ignore[arg-type]
-        LabelledImage(None, "ana/cam2.jpg", "ana"),  # type: ignore[arg-type]
-        LabelledImage(None, "bo/cam1.jpg", "bo"),  # type: ignore[arg-type]
-        LabelledImage(None, "bo/cam2.jpg", "bo"),  # type: ignore[arg-type]
-    ]
+    images = _camera_frames("ana/cam1.jpg", "ana/cam2.jpg", "bo/cam1.jpg", "bo/cam2.jpg")
     results = {
         "ana/cam1.jpg": ImageResult(unit([1, 0, 0]), 0, 50.0),
         "ana/cam2.jpg": ImageResult(unit([0.6, 0.8, 0]), 0, 50.0),
@@ -218,3 +209,8 @@ def test_a_crowded_template_raises_the_bar_in_eval_as_in_the_daemon():
     # ... while ana/cam2's probe meets ana/cam1, which is 0.8 from bo/cam1 (in the gallery):
     assert plain[1].named(0.6) == "ana" and plain[1].crowding == 0.0
     assert careful[1].crowding == pytest.approx(0.4) and careful[1].named(0.6) is None
+
+
+def _camera_frames(*paths: str) -> list[LabelledImage]:
+    """Labelled images whose identity is the folder of their path (no file behind them)."""
+    return [LabelledImage(None, path, path.split("/")[0]) for path in paths]  # type: ignore[arg-type]
